@@ -1,0 +1,3 @@
+//! The event contract of switchboard.
+
+pub mod partition;
