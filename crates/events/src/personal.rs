@@ -263,6 +263,15 @@ impl MemoryKeys {
         Ok(key)
     }
 
+    /// Holds a key made elsewhere.
+    pub fn insert(&self, tenant: &TenantId, customer: &CustomerId, key: DataKey) {
+        let mut keys = self
+            .keys
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        keys.insert((tenant.clone(), customer.clone()), key);
+    }
+
     /// Destroys the customer's key (crypto-shredding).
     pub fn erase(&self, tenant: &TenantId, customer: &CustomerId) {
         let mut keys = self
