@@ -123,8 +123,7 @@ fn bench(c: &mut Criterion) {
 
     let mut buf = Vec::with_capacity(1024);
     event.encode_into(&mut buf).unwrap();
-    #[allow(clippy::print_stdout, reason = "a bench reports to its terminal")]
-    println!(
+    eprintln!(
         "frame sizes: avro {} bytes, protobuf {} bytes",
         buf.len(),
         proto.encoded_len()
