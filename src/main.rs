@@ -43,18 +43,31 @@ fn main() -> ExitCode {
 }
 
 fn list_schemas(out: &mut impl Write) -> anyhow::Result<()> {
-    writeln!(out, "{:>4}  {:<3}  {:<16}  subject", "id", "ver", "fingerprint")?;
+    writeln!(
+        out,
+        "{:>4}  {:<3}  {:<16}  subject",
+        "id", "ver", "fingerprint"
+    )?;
     for v in registry().versions() {
-        writeln!(out, "{:>4}  v{:<2}  {:<16}  {}", v.id, v.version, &v.fingerprint[..16], v.subject)?;
+        writeln!(
+            out,
+            "{:>4}  v{:<2}  {:<16}  {}",
+            v.id,
+            v.version,
+            &v.fingerprint[..16],
+            v.subject
+        )?;
     }
     Ok(())
 }
 
 fn print_schema(out: &mut impl Write, id: &str) -> anyhow::Result<()> {
-    let id: u32 = id.parse().map_err(|_| anyhow::anyhow!("schema id {id:?} is not a number"))?;
-    let version = registry()
-        .by_id(id)
-        .ok_or_else(|| anyhow::anyhow!("no schema has id {id}; `switchboard schemas` lists them"))?;
+    let id: u32 = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("schema id {id:?} is not a number"))?;
+    let version = registry().by_id(id).ok_or_else(|| {
+        anyhow::anyhow!("no schema has id {id}; `switchboard schemas` lists them")
+    })?;
     writeln!(out, "{}", version.schema_json)?;
     Ok(())
 }

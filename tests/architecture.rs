@@ -14,7 +14,11 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is json");
 
     let names: BTreeMap<&str, &str> = metadata["packages"]
@@ -30,7 +34,13 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|dep| dep["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()))
+            .filter(|dep| {
+                dep["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null())
+            })
             .map(|dep| names[dep["pkg"].as_str().unwrap()].to_owned())
             .collect::<BTreeSet<_>>();
         graph.entry(name).or_insert_with(BTreeSet::new).extend(deps);
@@ -51,21 +61,44 @@ fn reachable(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet
     seen
 }
 
-fn assert_never_reaches(graph: &BTreeMap<String, BTreeSet<String>>, from: &str, forbidden: &[&str]) {
+fn assert_never_reaches(
+    graph: &BTreeMap<String, BTreeSet<String>>,
+    from: &str,
+    forbidden: &[&str],
+) {
     assert!(graph.contains_key(from), "{from} is not in the workspace");
     let reached = reachable(graph, from);
     let bad: Vec<_> = forbidden.iter().filter(|f| reached.contains(**f)).collect();
-    assert!(bad.is_empty(), "{from} must not depend on {bad:?} (see ARCHITECTURE.md)");
+    assert!(
+        bad.is_empty(),
+        "{from} must not depend on {bad:?} (see ARCHITECTURE.md)"
+    );
 }
 
 /// Crates that do I/O: network clients and servers, async runtimes, storage engines.
 const IO: &[&str] = &[
-    "tokio", "mio", "rdkafka", "rdkafka-sys", "scylla", "tonic", "axum", "hyper", "reqwest",
-    "object_store", "fjall", "redb", "rocksdb", "librocksdb-sys",
+    "tokio",
+    "mio",
+    "rdkafka",
+    "rdkafka-sys",
+    "scylla",
+    "tonic",
+    "axum",
+    "hyper",
+    "reqwest",
+    "object_store",
+    "fjall",
+    "redb",
+    "rocksdb",
+    "librocksdb-sys",
 ];
 
-const SERVICES: &[&str] =
-    &["switchboard-ingest", "switchboard-projector", "switchboard-query", "switchboard-edge"];
+const SERVICES: &[&str] = &[
+    "switchboard-ingest",
+    "switchboard-projector",
+    "switchboard-query",
+    "switchboard-edge",
+];
 
 #[test]
 fn events_does_no_io_and_depends_on_no_other_crate_of_ours() {
@@ -93,14 +126,22 @@ fn the_ports_know_nothing_of_the_services_or_of_each_other() {
 fn readers_cannot_reach_the_writers() {
     let graph = graph();
     // query never writes events: it cannot reach the command side.
-    assert_never_reaches(&graph, "switchboard-query", &["switchboard-ingest", "switchboard-projector"]);
+    assert_never_reaches(
+        &graph,
+        "switchboard-query",
+        &["switchboard-ingest", "switchboard-projector"],
+    );
     // edge never writes read models: it cannot reach the projector.
     assert_never_reaches(&graph, "switchboard-edge", &["switchboard-projector"]);
     // The projector folds events; it neither takes commands nor serves reads.
     assert_never_reaches(
         &graph,
         "switchboard-projector",
-        &["switchboard-ingest", "switchboard-query", "switchboard-edge"],
+        &[
+            "switchboard-ingest",
+            "switchboard-query",
+            "switchboard-edge",
+        ],
     );
 }
 
@@ -109,6 +150,9 @@ fn the_check_itself_sees_real_edges() {
     // Guards the guard: if the graph came back empty, every test above would pass vacuously.
     let graph = graph();
     let events = reachable(&graph, "switchboard-events");
-    assert!(events.contains("apache-avro") && events.contains("sha2"), "{events:?}");
+    assert!(
+        events.contains("apache-avro") && events.contains("sha2"),
+        "{events:?}"
+    );
     assert!(reachable(&graph, "switchboard").contains("switchboard-events"));
 }

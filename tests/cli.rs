@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn switchboard(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_switchboard")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 #[test]
@@ -11,8 +14,14 @@ fn schemas_lists_every_subject_with_its_id() {
     let out = switchboard(&["schemas"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("switchboard.conversations-switchboard.conversation.MessagePosted"), "{text}");
-    assert_eq!(text.lines().count(), 1 + switchboard_events::registry::registry().versions().len());
+    assert!(
+        text.contains("switchboard.conversations-switchboard.conversation.MessagePosted"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().count(),
+        1 + switchboard_events::registry::registry().versions().len()
+    );
 }
 
 #[test]
