@@ -23,6 +23,7 @@ pub mod hex;
 pub mod id;
 pub mod partition;
 pub mod personal;
+pub mod principal;
 pub mod registry;
 
 pub use agent::{AgentEvent, AgentPayload};

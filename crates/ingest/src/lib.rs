@@ -1,3 +1,9 @@
-//! The write side: commands validated against conversation state and appended as events.
-//!
-//! Not built yet: this crate holds the workspace slot that its issue fills. It exports nothing.
+//! The write side of switchboard: commands are checked against the current state of their
+//! conversation (or agent) and the principal who sends them, and become events.
+
+pub mod command;
+pub mod conversation;
+pub mod error;
+
+pub use command::{AgentCommand, ConversationCommand, Limits};
+pub use error::{CommandError, ErrorDomain};

@@ -1,0 +1,100 @@
+//! Why a command was refused. Every refusal has a stable code (clients and tests match on it)
+//! and a message a person can act on.
+
+use thiserror::Error;
+
+/// Who has to act on an error.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ErrorDomain {
+    /// The caller: fix the request.
+    User,
+    /// A dependency (the log, the store) failed; retrying may help.
+    External,
+    /// A bug or corrupt data; an operator must look.
+    Internal,
+}
+
+/// A refused or failed command.
+#[derive(Clone, PartialEq, Eq, Debug, Error)]
+pub enum CommandError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{role} may not {action}")]
+    Forbidden {
+        role: &'static str,
+        action: &'static str,
+    },
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("{field} is {len} bytes, the limit is {max}")]
+    TooLarge {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("conversation {0} already exists")]
+    ConversationExists(String),
+    #[error("conversation is resolved: reopen it first")]
+    ConversationResolved,
+    #[error("client_msg_id {0} was already used for a different message")]
+    IdempotencyConflict(String),
+    #[error("the customer's data was erased: the conversation takes no more personal data")]
+    CustomerErased,
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("we are very busy, please try again later")]
+    Overloaded,
+    #[error("the event log is unavailable: {0}")]
+    Unavailable(String),
+    #[error("conversation is owned by another ingest instance")]
+    NotOwner { owner: Option<String> },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CommandError {
+    /// The stable, machine-readable code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::Forbidden { .. } => "forbidden",
+            Self::InvalidArgument { .. } => "invalid_argument",
+            Self::TooLarge { .. } => "too_large",
+            Self::ConversationExists(_) => "conversation_exists",
+            Self::ConversationResolved => "conversation_resolved",
+            Self::IdempotencyConflict(_) => "idempotency_conflict",
+            Self::CustomerErased => "customer_erased",
+            Self::FailedPrecondition(_) => "failed_precondition",
+            Self::Overloaded => "overloaded",
+            Self::Unavailable(_) => "unavailable",
+            Self::NotOwner { .. } => "not_owner",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn domain(&self) -> ErrorDomain {
+        match self {
+            Self::Unavailable(_) | Self::NotOwner { .. } | Self::Overloaded => {
+                ErrorDomain::External
+            }
+            Self::Internal(_) => ErrorDomain::Internal,
+            _ => ErrorDomain::User,
+        }
+    }
+
+    /// Whether the same command may succeed if sent again unchanged.
+    pub fn retriable(&self) -> bool {
+        self.domain() == ErrorDomain::External
+    }
+
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
