@@ -1,6 +1,7 @@
 //! The write side of switchboard: commands are checked against the current state of their
 //! conversation (or agent) and the principal who sends them, and become events.
 
+pub mod agent;
 pub mod command;
 pub mod conversation;
 pub mod error;
