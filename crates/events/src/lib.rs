@@ -25,6 +25,7 @@ pub mod partition;
 pub mod personal;
 pub mod principal;
 pub mod registry;
+pub mod status;
 
 pub use agent::{AgentEvent, AgentPayload};
 pub use codec::{AnyEvent, decode_any};

@@ -1,6 +1,7 @@
 //! Why a command was refused. Every refusal has a stable code (clients and tests match on it)
 //! and a message a person can act on.
 
+use switchboard_events::status::StatusKind;
 use thiserror::Error;
 
 /// Who has to act on an error.
@@ -85,6 +86,22 @@ impl CommandError {
     /// Whether the same command may succeed if sent again unchanged.
     pub fn retriable(&self) -> bool {
         self.domain() == ErrorDomain::External
+    }
+
+    /// How the error reads over HTTP and gRPC.
+    pub fn status(&self) -> StatusKind {
+        match self {
+            Self::NotFound { .. } => StatusKind::NotFound,
+            Self::Forbidden { .. } => StatusKind::Forbidden,
+            Self::InvalidArgument { .. } => StatusKind::InvalidArgument,
+            Self::TooLarge { .. } => StatusKind::TooLarge,
+            Self::ConversationExists(_) | Self::IdempotencyConflict(_) => StatusKind::Conflict,
+            Self::ConversationResolved | Self::CustomerErased | Self::FailedPrecondition(_) => {
+                StatusKind::FailedPrecondition
+            }
+            Self::Overloaded | Self::Unavailable(_) | Self::NotOwner { .. } => StatusKind::Unavailable,
+            Self::Internal(_) => StatusKind::Internal,
+        }
     }
 
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
