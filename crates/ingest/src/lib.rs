@@ -2,6 +2,7 @@
 //! conversation (or agent) and the principal who sends them, and become events.
 
 pub mod agent;
+pub mod api;
 pub mod command;
 pub mod conversation;
 pub mod error;

@@ -1,0 +1,43 @@
+//! The command API: the same commands over gRPC (tonic) and HTTP/JSON (axum), both answered by
+//! one [`CommandHandler`].
+
+use switchboard_events::Seq;
+use switchboard_events::id::{AgentId, ConversationId, CorrelationId, MessageId};
+use switchboard_events::principal::Principal;
+
+use crate::command::{AgentCommand, ConversationCommand};
+use crate::error::CommandError;
+
+/// The answer to a command, given once its events are durable.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Ack {
+    /// The conversation (or agent) the command acted on; for an open, the new conversation.
+    pub stream_id: String,
+    /// The seq of the command's last event, or the current seq when nothing changed.
+    pub seq: Seq,
+    /// True when the command had already been applied (a retry) or changed nothing.
+    pub unchanged: bool,
+    /// For a posted message: its id.
+    pub message_id: Option<MessageId>,
+}
+
+/// What executes commands: the writer, or a forwarder to the instance that owns the stream.
+pub trait CommandHandler: Send + Sync + 'static {
+    /// Executes a command on a conversation. `conversation` is `None` only for an open, for
+    /// which the handler picks a new id.
+    fn conversation(
+        &self,
+        principal: Principal,
+        conversation: Option<ConversationId>,
+        command: ConversationCommand,
+        correlation: CorrelationId,
+    ) -> impl Future<Output = Result<Ack, CommandError>> + Send;
+
+    fn agent(
+        &self,
+        principal: Principal,
+        agent: AgentId,
+        command: AgentCommand,
+        correlation: CorrelationId,
+    ) -> impl Future<Output = Result<Ack, CommandError>> + Send;
+}
