@@ -11,7 +11,7 @@
 
 pub mod embedded;
 mod error;
-
+pub mod kafka;
 mod port;
 mod record;
 

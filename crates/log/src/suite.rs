@@ -154,7 +154,8 @@ async fn drive(
 ) -> Vec<crate::Record> {
     let mut records = Vec::new();
     while !done(assigned, &records) {
-        match within("group event", member.next()).await.unwrap() {
+        let ev = within("group event", member.next()).await.unwrap();
+        match ev {
             GroupEvent::Assigned(p) => assigned.extend(p),
             GroupEvent::Revoked(p) => p.iter().for_each(|p| {
                 assigned.remove(p);
