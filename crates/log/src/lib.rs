@@ -1,3 +1,25 @@
-//! The event-log port: one trait for appending, reading, tailing and consumer groups, with an embedded durable backend and a Kafka backend.
+//! The event log: one port for appending, reading, tailing and consumer
+//! groups over keyed byte records, with two backends:
 //!
-//! Not built yet: this crate holds the workspace slot that its issue fills. It exports nothing.
+//! - [`embedded::EmbeddedLog`], the default: a durable log in segment files
+//!   under one data directory, with group commit and crash recovery.
+//! - [`kafka::KafkaLog`]: any Kafka-protocol broker through librdkafka.
+//!
+//! Both place a key on the partition Kafka's murmur2 partitioner picks, so a
+//! conversation lands on the same partition whichever backend wrote it.
+//! Services hold the log as `Arc<dyn EventLog>`.
+
+pub mod embedded;
+mod error;
+pub mod kafka;
+mod port;
+mod record;
+
+#[cfg(test)]
+mod suite;
+
+pub use error::{ErrorDomain, LogError, Result};
+pub use port::{
+    AppendOptions, EventLog, GroupEvent, GroupMember, OffsetRange, StartAt, Tail, TopicSpec,
+};
+pub use record::{Header, NewRecord, Position, Record};

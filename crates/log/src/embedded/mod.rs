@@ -1,0 +1,180 @@
+//! The embedded durable log: partitioned topics in segment files under one
+//! data directory. See DESIGN.md beside this file for the format, the group
+//! commit and the crash-recovery rules.
+
+mod config;
+mod groups;
+mod partition;
+mod recovery;
+mod retention;
+mod segment;
+mod tail;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, PoisonError};
+
+use async_trait::async_trait;
+use switchboard_events::partition::partition_for_key;
+use tokio::sync::oneshot;
+
+pub use self::config::{Durability, EmbeddedConfig, Recovery, Retention};
+use self::groups::Groups;
+use self::partition::{TopicState, Topics, check_name};
+use self::writer::{Request, Writer};
+use crate::error::{LogError, Result};
+use crate::port::{AppendOptions, EventLog, GroupMember, OffsetRange, StartAt, Tail, TopicSpec};
+use crate::record::{NewRecord, Position, Record};
+
+/// The embedded log. Cheap to clone; the last clone dropped finishes the
+/// queued appends and stops the writer.
+#[derive(Debug, Clone)]
+pub struct EmbeddedLog {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: EmbeddedConfig,
+    topics: Arc<Topics>,
+    writer: Writer,
+    groups: Groups,
+}
+
+impl EmbeddedLog {
+    /// Opens (or creates) the log in `config.dir`, recovering every
+    /// partition. Blocks while it scans the segments.
+    pub fn open(config: EmbeddedConfig) -> Result<EmbeddedLog> {
+        let topics = Arc::new(Topics::new(recovery::load_topics(&config)?));
+        let groups = Groups::open(config.dir.join("groups"))?;
+        let writer = Writer::start(config.clone(), Arc::clone(&topics))?;
+        Ok(EmbeddedLog {
+            inner: Arc::new(Inner {
+                config,
+                topics,
+                writer,
+                groups,
+            }),
+        })
+    }
+
+    /// Finishes queued appends and stops the writer; later appends fail.
+    pub fn shutdown(&self) {
+        self.inner.writer.shutdown();
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<TopicState>> {
+        self.inner
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LogError::UnknownTopic {
+                topic: name.to_owned(),
+            })
+    }
+}
+
+#[async_trait]
+impl EventLog for EmbeddedLog {
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
+        check_name("topic", &spec.name)?;
+        if spec.partitions == 0 {
+            return Err(LogError::invalid(format!(
+                "topic {} needs at least one partition",
+                spec.name
+            )));
+        }
+        let mut topics = self
+            .inner
+            .topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = topics.get(&spec.name) {
+            let existing = existing.partitions.len() as u32;
+            if existing != spec.partitions {
+                return Err(LogError::TopicConflict {
+                    topic: spec.name.clone(),
+                    existing,
+                    requested: spec.partitions,
+                });
+            }
+            return Ok(());
+        }
+        let topic = recovery::create_topic(&self.inner.config, &spec.name, spec.partitions)?;
+        topics.insert(spec.name.clone(), Arc::new(topic));
+        Ok(())
+    }
+
+    async fn partitions(&self, topic: &str) -> Result<u32> {
+        Ok(self.topic(topic)?.partitions.len() as u32)
+    }
+
+    async fn append(
+        &self,
+        topic: &str,
+        records: Vec<NewRecord>,
+        _options: &AppendOptions,
+    ) -> Result<Vec<Position>> {
+        if records.is_empty() {
+            return Err(LogError::EmptyBatch);
+        }
+        let max = self.inner.config.max_record_bytes;
+        if let Some((index, size)) = records
+            .iter()
+            .map(NewRecord::size)
+            .enumerate()
+            .find(|(_, s)| *s > max)
+        {
+            return Err(LogError::RecordTooLarge { index, size, max });
+        }
+        let topic = self.topic(topic)?;
+        let count = topic.partitions.len() as u32;
+        let records = records
+            .into_iter()
+            .map(|r| (partition_for_key(&r.key, count), r))
+            .collect();
+        let (reply, answer) = oneshot::channel();
+        self.inner.writer.submit(Request {
+            topic,
+            records,
+            reply,
+        });
+        answer.await.map_err(|_| LogError::Closed {
+            reason: "writer stopped".into(),
+        })?
+    }
+
+    async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange> {
+        Ok(self.topic(topic)?.partition(partition)?.offsets())
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Record>> {
+        self.topic(topic)?.partition(partition)?.read(from, max)
+    }
+
+    async fn tail(&self, topic: &str, partition: u32, start: StartAt) -> Result<Box<dyn Tail>> {
+        let partition = Arc::clone(self.topic(topic)?.partition(partition)?);
+        Ok(Box::new(tail::PartitionTail::new(partition, start)?))
+    }
+
+    async fn join_group(
+        &self,
+        group: &str,
+        topic: &str,
+        start: StartAt,
+    ) -> Result<Box<dyn GroupMember>> {
+        check_name("group", group)?;
+        let topic = self.topic(topic)?;
+        Ok(Box::new(self.inner.groups.join(group, topic, start)?))
+    }
+}

@@ -1,0 +1,403 @@
+//! The single writer: group commit of every pending append.
+//!
+//! Appenders queue requests and wait; one thread takes everything queued,
+//! writes it to the segment files, fsyncs each touched file once, publishes
+//! the new durable ends and answers every request of the group. While it
+//! fsyncs, the next group queues up — so the number of appends per fsync
+//! grows with the number of concurrent appenders.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::config::{Durability, EmbeddedConfig};
+use super::partition::{PartitionState, TopicState, Topics};
+use super::recovery;
+use super::segment::{self, Segment, SegmentIndex};
+use crate::error::{LogError, Result};
+use crate::record::{NewRecord, Position, now_ms};
+
+/// One append: records already mapped to partitions.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub topic: Arc<TopicState>,
+    pub records: Vec<(u32, NewRecord)>,
+    pub reply: oneshot::Sender<Result<Vec<Position>>>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    requests: Vec<Request>,
+    closed: bool,
+}
+
+/// The appenders' side of the writer.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    shared: Arc<(Mutex<Queue>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub fn start(config: EmbeddedConfig, topics: Arc<Topics>) -> Result<Writer> {
+        let shared = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
+        let queue = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("switchboard-log-writer".into())
+            .spawn(move || WriterLoop::new(config, topics).run(&queue))
+            .map_err(|e| LogError::io("spawn writer thread", "", e))?;
+        Ok(Writer {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub fn submit(&self, request: Request) {
+        let (lock, ready) = &*self.shared;
+        let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.closed {
+            let _ = request.reply.send(Err(LogError::Closed {
+                reason: "log shut down".into(),
+            }));
+            return;
+        }
+        queue.requests.push(request);
+        drop(queue);
+        ready.notify_one();
+    }
+
+    /// Finishes queued appends and stops the thread.
+    pub fn shutdown(&self) {
+        let (lock, ready) = &*self.shared;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        ready.notify_one();
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The active segment of a partition, open for appending.
+struct Active {
+    topic: Arc<TopicState>,
+    partition: Arc<PartitionState>,
+    segment: Arc<Segment>,
+    file: File,
+    len: u64,
+    next: u64,
+    buf: Vec<u8>,
+    positions: Vec<u32>,
+    max_timestamp_ms: i64,
+    /// Written since the last fsync.
+    unsynced: bool,
+}
+
+struct WriterLoop {
+    config: EmbeddedConfig,
+    topics: Arc<Topics>,
+    active: HashMap<(String, u32), Active>,
+    /// Set after a failed write or fsync: the page cache can no longer be
+    /// trusted, so every later append fails.
+    poisoned: Option<String>,
+    last_sync: Instant,
+    last_retention: Instant,
+}
+
+impl WriterLoop {
+    fn new(config: EmbeddedConfig, topics: Arc<Topics>) -> Self {
+        WriterLoop {
+            config,
+            topics,
+            active: HashMap::new(),
+            poisoned: None,
+            last_sync: Instant::now(),
+            last_retention: Instant::now(),
+        }
+    }
+
+    fn run(mut self, shared: &(Mutex<Queue>, Condvar)) {
+        let (lock, ready) = shared;
+        loop {
+            let (requests, closed) = {
+                let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
+                while queue.requests.is_empty() && !queue.closed {
+                    let (q, timeout) = ready
+                        .wait_timeout(queue, self.next_timer())
+                        .unwrap_or_else(|p| p.into_inner());
+                    queue = q;
+                    if timeout.timed_out() {
+                        break;
+                    }
+                }
+                (std::mem::take(&mut queue.requests), queue.closed)
+            };
+            if !requests.is_empty() {
+                self.commit(requests);
+            }
+            self.timers();
+            if closed
+                && lock
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .requests
+                    .is_empty()
+            {
+                self.sync_all();
+                return;
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Duration {
+        let retention = self
+            .config
+            .retention_check
+            .saturating_sub(self.last_retention.elapsed());
+        match self.config.durability {
+            Durability::Interval(every) => {
+                retention.min(every.saturating_sub(self.last_sync.elapsed()))
+            }
+            _ => retention,
+        }
+        .max(Duration::from_millis(1))
+    }
+
+    fn timers(&mut self) {
+        if let Durability::Interval(every) = self.config.durability
+            && self.last_sync.elapsed() >= every
+        {
+            self.sync_all();
+        }
+        if self.last_retention.elapsed() >= self.config.retention_check {
+            self.last_retention = Instant::now();
+            super::retention::apply(&self.config.retention, &self.topics);
+        }
+    }
+
+    /// Writes, syncs and answers one group of requests.
+    fn commit(&mut self, requests: Vec<Request>) {
+        if let Some(reason) = &self.poisoned {
+            for r in requests {
+                let _ = r.reply.send(Err(LogError::Closed {
+                    reason: reason.clone(),
+                }));
+            }
+            return;
+        }
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut touched: Vec<(String, u32)> = Vec::new();
+        let mut failure = None;
+        'requests: for request in requests {
+            let mut positions = Vec::with_capacity(request.records.len());
+            for (partition, record) in &request.records {
+                let key = (request.topic.name.clone(), *partition);
+                match self.stage(&request.topic, *partition, record) {
+                    Ok(offset) => positions.push(Position {
+                        partition: *partition,
+                        offset,
+                    }),
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        let _ = request.reply.send(Err(e));
+                        continue 'requests;
+                    }
+                }
+                if !touched.contains(&key) {
+                    touched.push(key);
+                }
+            }
+            answers.push((request.reply, positions));
+        }
+        if failure.is_none() {
+            failure = self.flush(&touched).err().map(|e| e.to_string());
+        }
+        if let Some(reason) = failure {
+            tracing::error!(%reason, "log writer failed; appends are refused until restart");
+            self.poisoned = Some(reason.clone());
+            for (reply, _) in answers {
+                let _ = reply.send(Err(LogError::Closed {
+                    reason: reason.clone(),
+                }));
+            }
+            return;
+        }
+        for (reply, positions) in answers {
+            let _ = reply.send(Ok(positions));
+        }
+    }
+
+    /// Encodes a record into its partition's buffer, rolling the segment
+    /// when it is full. Returns the record's offset.
+    fn stage(
+        &mut self,
+        topic: &Arc<TopicState>,
+        partition: u32,
+        record: &NewRecord,
+    ) -> Result<u64> {
+        let key = (topic.name.clone(), partition);
+        if !self.active.contains_key(&key) {
+            let state = Arc::clone(topic.partition(partition)?);
+            self.active
+                .insert(key.clone(), open_active(Arc::clone(topic), state)?);
+        }
+        let segment_bytes = self.config.segment_bytes;
+        let active = self.active.get_mut(&key).expect("inserted above");
+        let pending = active.buf.len() as u64;
+        if active.len + pending > segment_bytes && active.next > active.segment.base {
+            roll(active)?;
+        }
+        let offset = active.next;
+        let timestamp_ms = record.timestamp_ms.unwrap_or_else(now_ms);
+        active
+            .positions
+            .push((active.len + active.buf.len() as u64) as u32);
+        segment::encode(&mut active.buf, offset, timestamp_ms, record);
+        active.max_timestamp_ms = active.max_timestamp_ms.max(timestamp_ms);
+        active.next += 1;
+        Ok(offset)
+    }
+
+    /// Writes the staged bytes, fsyncs per the durability policy, then makes
+    /// the records visible to readers.
+    fn flush(&mut self, touched: &[(String, u32)]) -> Result<()> {
+        for key in touched {
+            let active = self
+                .active
+                .get_mut(key)
+                .expect("staged partitions are active");
+            write_staged(active)?;
+        }
+        if self.config.durability == Durability::Always {
+            for key in touched {
+                let active = self
+                    .active
+                    .get_mut(key)
+                    .expect("staged partitions are active");
+                active
+                    .file
+                    .sync_data()
+                    .map_err(|e| LogError::io("fsync segment", &active.segment.path, e))?;
+                active.unsynced = false;
+            }
+            self.last_sync = Instant::now();
+        }
+        let mut topics: Vec<&Arc<TopicState>> = Vec::new();
+        for key in touched {
+            let active = &self.active[key];
+            active.partition.end.send_replace(active.next);
+            if !topics.iter().any(|t| Arc::ptr_eq(t, &active.topic)) {
+                topics.push(&active.topic);
+            }
+        }
+        for topic in topics {
+            topic.appended.send_modify(|n| *n += 1);
+        }
+        Ok(())
+    }
+
+    fn sync_all(&mut self) {
+        for active in self.active.values_mut().filter(|a| a.unsynced) {
+            if let Err(e) = active.file.sync_data() {
+                let reason = format!("fsync {} failed: {e}", active.segment.path.display());
+                tracing::error!(%reason, "log writer failed; appends are refused until restart");
+                self.poisoned = Some(reason);
+                return;
+            }
+            active.unsynced = false;
+        }
+        self.last_sync = Instant::now();
+    }
+}
+
+fn open_active(topic: Arc<TopicState>, partition: Arc<PartitionState>) -> Result<Active> {
+    let segment = Arc::clone(
+        partition
+            .segments()
+            .last()
+            .expect("a partition has a segment"),
+    );
+    let file = OpenOptions::new()
+        .append(true)
+        .open(&segment.path)
+        .map_err(|e| LogError::io("open segment for append", &segment.path, e))?;
+    let (len, next) = {
+        let index = segment.lock();
+        (index.len, segment.base + index.positions.len() as u64)
+    };
+    Ok(Active {
+        topic,
+        partition,
+        segment,
+        file,
+        len,
+        next,
+        buf: Vec::with_capacity(64 * 1024),
+        positions: Vec::new(),
+        max_timestamp_ms: i64::MIN,
+        unsynced: false,
+    })
+}
+
+/// Appends the staged bytes to the segment file and extends its index.
+/// Readers still stop at the partition's published end.
+fn write_staged(active: &mut Active) -> Result<()> {
+    if active.buf.is_empty() {
+        return Ok(());
+    }
+    active
+        .file
+        .write_all(&active.buf)
+        .map_err(|e| LogError::io("write segment", &active.segment.path, e))?;
+    active.len += active.buf.len() as u64;
+    active.unsynced = true;
+    active.buf.clear();
+    let mut index = active.segment.lock();
+    index.positions.append(&mut active.positions);
+    index.len = active.len;
+    index.max_timestamp_ms = index.max_timestamp_ms.max(active.max_timestamp_ms);
+    Ok(())
+}
+
+/// Closes the full segment (written and synced) and starts the next one.
+fn roll(active: &mut Active) -> Result<()> {
+    write_staged(active)?;
+    active
+        .file
+        .sync_data()
+        .map_err(|e| LogError::io("fsync segment", &active.segment.path, e))?;
+    let path = recovery::create_segment(&active.partition.dir, active.next)?;
+    let segment = Arc::new(Segment::new(
+        active.next,
+        path.clone(),
+        SegmentIndex {
+            len: segment::FILE_HEADER_LEN,
+            ..Default::default()
+        },
+    )?);
+    active.file = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| LogError::io("open segment for append", &path, e))?;
+    active
+        .partition
+        .segments
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Arc::clone(&segment));
+    active.segment = segment;
+    active.len = segment::FILE_HEADER_LEN;
+    active.max_timestamp_ms = i64::MIN;
+    active.unsynced = false;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! Consumer-group members on librdkafka's group protocol.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::blocking;
+use super::config::KafkaConfig;
+use super::errors::kafka;
+use super::tail::to_record;
+use crate::error::{LogError, Result};
+use crate::port::{GroupEvent, GroupMember, StartAt};
+
+/// Turns librdkafka's rebalance callbacks into `GroupEvent`s.
+struct GroupContext {
+    topic: String,
+    events: mpsc::UnboundedSender<GroupEvent>,
+}
+
+impl GroupContext {
+    fn partitions(&self, list: &TopicPartitionList) -> Vec<u32> {
+        list.elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition() as u32)
+            .collect()
+    }
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let partitions = self.partitions(list);
+            if !partitions.is_empty() {
+                let _ = self.events.send(GroupEvent::Revoked(partitions));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let partitions = self.partitions(list);
+                if !partitions.is_empty() {
+                    let _ = self.events.send(GroupEvent::Assigned(partitions));
+                }
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(topic = %self.topic, error = %e, "consumer group rebalance failed")
+            }
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// A member of a Kafka consumer group, on one topic.
+pub(crate) struct KafkaMember {
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    events: mpsc::UnboundedReceiver<GroupEvent>,
+    topic: String,
+    group: String,
+    assigned: BTreeSet<u32>,
+}
+
+impl std::fmt::Debug for KafkaMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaMember")
+            .field("group", &self.group)
+            .field("topic", &self.topic)
+            .field("assigned", &self.assigned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaMember {
+    pub fn join(config: &KafkaConfig, group: &str, topic: &str, start: StartAt) -> Result<Self> {
+        let reset = match start {
+            StartAt::Earliest => "earliest",
+            StartAt::Latest => "latest",
+            StartAt::Offset(_) => {
+                return Err(LogError::invalid(
+                    "a kafka consumer group without committed offsets starts at earliest or latest, not at an offset",
+                ));
+            }
+        };
+        let (tx, events) = mpsc::unbounded_channel();
+        let context = GroupContext {
+            topic: topic.to_owned(),
+            events: tx,
+        };
+        let consumer: StreamConsumer<GroupContext> = config
+            .member(group, reset)
+            .create_with_context(context)
+            .map_err(|e| kafka("create group member", e))?;
+        consumer
+            .subscribe(&[topic])
+            .map_err(|e| kafka("subscribe", e))?;
+        Ok(KafkaMember {
+            consumer: Arc::new(consumer),
+            events,
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            assigned: BTreeSet::new(),
+        })
+    }
+
+    fn apply(&mut self, event: &GroupEvent) {
+        match event {
+            GroupEvent::Assigned(p) => self.assigned.extend(p),
+            GroupEvent::Revoked(p) => p.iter().for_each(|p| {
+                self.assigned.remove(p);
+            }),
+            GroupEvent::Record(_) => {}
+        }
+    }
+}
+
+#[async_trait]
+impl GroupMember for KafkaMember {
+    async fn next(&mut self) -> Result<GroupEvent> {
+        loop {
+            // Rebalance callbacks run inside `recv`; their events go first.
+            let event = tokio::select! {
+                biased;
+                event = self.events.recv() => event.ok_or_else(|| LogError::Closed { reason: "group member closed".into() })?,
+                message = self.consumer.recv() => {
+                    let record = to_record(&message.map_err(|e| kafka("consume", e))?);
+                    if !self.assigned.contains(&record.partition) {
+                        // Fetched before a revocation we already reported.
+                        continue;
+                    }
+                    GroupEvent::Record(record)
+                }
+            };
+            self.apply(&event);
+            return Ok(event);
+        }
+    }
+
+    async fn commit(&mut self, partition: u32, next_offset: u64) -> Result<()> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(
+            &self.topic,
+            partition as i32,
+            Offset::Offset(next_offset as i64),
+        )
+        .map_err(|e| kafka("commit", e))?;
+        let consumer = Arc::clone(&self.consumer);
+        blocking(move || {
+            consumer
+                .commit(&list, CommitMode::Sync)
+                .map_err(|e| kafka("commit", e))
+        })
+        .await
+    }
+
+    fn assignment(&self) -> Vec<u32> {
+        self.assigned.iter().copied().collect()
+    }
+
+    async fn leave(self: Box<Self>) -> Result<()> {
+        let consumer = self.consumer;
+        blocking(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+            Ok(())
+        })
+        .await
+    }
+}

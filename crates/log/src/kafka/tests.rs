@@ -1,0 +1,126 @@
+//! The Kafka backend against the shared suite, on a tansu broker that the
+//! harness starts on a free loopback port and stops afterwards.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::suite;
+
+/// A tansu broker with in-memory storage, killed on drop.
+pub(crate) struct Broker {
+    child: Child,
+    pub address: String,
+}
+
+fn tansu() -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("tansu"))
+        .find(|p| p.is_file());
+    let in_cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|home| home.join("bin").join("tansu"))
+        .filter(|p| p.is_file());
+    on_path.or(in_cargo_home).unwrap_or_else(|| {
+        panic!("the kafka tests need the tansu broker: run `bash ops/install-tansu.sh` first")
+    })
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{address}");
+        let child = Command::new(tansu())
+            .args(["broker", "--storage-engine", "memory://tansu/"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let mut broker = Broker { child, address };
+        broker.wait_until_listening();
+        broker
+    }
+
+    /// A readiness probe, bounded in time: the port accepts connections.
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&self.address).is_err() {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "tansu exited before listening on {}: {status}",
+                    self.address
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {} within 20s",
+                self.address
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> KafkaLog {
+        let mut config = KafkaConfig::new(&self.address);
+        config.session_timeout = Duration::from_secs(6);
+        // tansu 0.6 numbers a multi-record batch as one offset in its
+        // ListOffsets answer and serves no fetch that starts inside a batch;
+        // one record per batch keeps it to the protocol the suite checks.
+        config.extra.insert("batch.num.messages".into(), "1".into());
+        KafkaLog::connect(config).expect("kafka clients")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_ordering_per_key_and_offsets() {
+    let broker = Broker::start();
+    suite::ordering_per_key_and_offsets(&broker.log()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_headers_and_timestamps() {
+    let broker = Broker::start();
+    suite::headers_and_timestamps(&broker.log()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_tailing() {
+    let broker = Broker::start();
+    suite::tailing(&broker.log()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_group_commit_and_resume() {
+    let broker = Broker::start();
+    suite::group_commit_and_resume(&broker.log()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_rebalance_when_a_member_joins() {
+    let broker = Broker::start();
+    suite::rebalance_when_a_member_joins(&broker.log()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_bad_input() {
+    let broker = Broker::start();
+    suite::bad_input(&broker.log(), 1024 * 1024).await;
+}
