@@ -9,4 +9,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+# The Kafka backend's tests start a real Kafka-protocol broker (tansu) on loopback.
+bash ops/install-tansu.sh
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
 cargo nextest run --workspace --locked --no-fail-fast "$@"
