@@ -57,8 +57,16 @@ mod tests {
     #[test]
     fn every_kind_maps_to_a_distinct_meaning_on_both_protocols() {
         let kinds = [
-            InvalidArgument, Unauthenticated, Forbidden, NotFound, Conflict, FailedPrecondition,
-            TooLarge, RateLimited, Unavailable, Internal,
+            InvalidArgument,
+            Unauthenticated,
+            Forbidden,
+            NotFound,
+            Conflict,
+            FailedPrecondition,
+            TooLarge,
+            RateLimited,
+            Unavailable,
+            Internal,
         ];
         for kind in kinds {
             assert!((400..600).contains(&kind.http()), "{kind:?}");

@@ -99,7 +99,9 @@ impl CommandError {
             Self::ConversationResolved | Self::CustomerErased | Self::FailedPrecondition(_) => {
                 StatusKind::FailedPrecondition
             }
-            Self::Overloaded | Self::Unavailable(_) | Self::NotOwner { .. } => StatusKind::Unavailable,
+            Self::Overloaded | Self::Unavailable(_) | Self::NotOwner { .. } => {
+                StatusKind::Unavailable
+            }
             Self::Internal(_) => StatusKind::Internal,
         }
     }

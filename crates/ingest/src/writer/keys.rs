@@ -1,0 +1,98 @@
+//! The per-customer data keys the writer seals personal data with.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use switchboard_events::id::{CustomerId, TenantId};
+use switchboard_events::personal::{DataKey, MemoryKeys, Revealed, Sealed};
+
+use crate::conversation::Sealer;
+use crate::error::CommandError;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where data keys live (the read-model store in production).
+pub trait DataKeys: Send + Sync + std::fmt::Debug {
+    /// The customer's key, created on first use; `None` once erased.
+    fn key<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, CommandError>>;
+
+    /// Destroys the customer's key for good. Idempotent.
+    fn destroy<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<(), CommandError>>;
+}
+
+/// Keys in memory, for tests and tools: nothing survives the process.
+#[derive(Debug, Default)]
+pub struct InMemoryKeys {
+    keys: MemoryKeys,
+    erased: std::sync::Mutex<std::collections::HashSet<(TenantId, CustomerId)>>,
+}
+
+impl DataKeys for InMemoryKeys {
+    fn key<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, CommandError>> {
+        Box::pin(async move {
+            let erased = self.erased.lock().unwrap_or_else(|p| p.into_inner());
+            if erased.contains(&(tenant.clone(), customer.clone())) {
+                return Ok(None);
+            }
+            self.keys
+                .key_for(tenant, customer)
+                .map(Some)
+                .map_err(|e| CommandError::Internal(e.to_string()))
+        })
+    }
+
+    fn destroy<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<(), CommandError>> {
+        Box::pin(async move {
+            self.erased
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((tenant.clone(), customer.clone()));
+            self.keys.erase(tenant, customer);
+            Ok(())
+        })
+    }
+}
+
+/// Seals with one customer's key, as the rules ask.
+pub(crate) struct KeySealer<'a> {
+    pub tenant: &'a TenantId,
+    pub customer: &'a CustomerId,
+    pub key: Option<&'a DataKey>,
+}
+
+impl Sealer for KeySealer<'_> {
+    fn seal(&self, text: &str) -> Result<Sealed, CommandError> {
+        let key = self.key.ok_or(CommandError::CustomerErased)?;
+        Sealed::seal(key, self.tenant, self.customer, text)
+            .map_err(|e| CommandError::Internal(e.to_string()))
+    }
+
+    fn reveal(&self, sealed: &Sealed) -> Result<Revealed, CommandError> {
+        match self.key {
+            Some(key) if sealed.key_id == *self.customer => sealed
+                .open(key, self.tenant)
+                .map(Revealed::Text)
+                .map_err(|e| CommandError::Internal(e.to_string())),
+            Some(_) => Err(CommandError::Internal(
+                "a sealed value of another customer".to_owned(),
+            )),
+            None => Ok(Revealed::Erased),
+        }
+    }
+}

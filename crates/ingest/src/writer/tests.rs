@@ -1,0 +1,427 @@
+//! The writer on a real embedded log: acknowledgements match the log, retries create nothing,
+//! concurrent senders get a gapless sequence, and a restart or a failed append loses nothing
+//! and repeats nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use switchboard_events::conversation::{Channel, ConversationPayload, Priority};
+use switchboard_events::id::*;
+use switchboard_events::principal::{Principal, Role};
+use switchboard_events::{ConversationEvent, Seq, Topic};
+use switchboard_log::embedded::{EmbeddedConfig, EmbeddedLog};
+use switchboard_log::{
+    AppendOptions, EventLog, GroupMember, NewRecord, OffsetRange, Position, Record, StartAt, Tail,
+    TopicSpec,
+};
+
+use super::keys::{DataKeys, InMemoryKeys};
+use super::*;
+use crate::command::{OpenConversation, PostMessage};
+
+fn customer() -> Principal {
+    Principal::new(
+        TenantId::new("acme").unwrap(),
+        Role::Customer,
+        PrincipalId::new("cust-1").unwrap(),
+    )
+}
+
+fn supervisor() -> Principal {
+    Principal::new(
+        TenantId::new("acme").unwrap(),
+        Role::Supervisor,
+        PrincipalId::new("sup-1").unwrap(),
+    )
+}
+
+fn correlation() -> CorrelationId {
+    CorrelationId(uuid::Uuid::now_v7())
+}
+
+fn open() -> ConversationCommand {
+    ConversationCommand::Open(OpenConversation {
+        customer_id: CustomerId::new("cust-1").unwrap(),
+        channel: Channel::Web,
+        priority: Priority::Normal,
+        team_id: None,
+        required_skills: vec![],
+        vip: false,
+        attributes: BTreeMap::new(),
+        customer_name: None,
+        customer_email: None,
+    })
+}
+
+fn post(client: &str, body: &str) -> ConversationCommand {
+    ConversationCommand::PostMessage(PostMessage {
+        client_msg_id: ClientMsgId::new(client).unwrap(),
+        body: body.to_owned(),
+        attachments: vec![],
+        private_note: false,
+    })
+}
+
+fn embedded(dir: &std::path::Path) -> Arc<EmbeddedLog> {
+    Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir)).unwrap())
+}
+
+async fn start(log: Arc<dyn EventLog>, keys: Arc<dyn DataKeys>) -> Writer {
+    let config = WriterConfig {
+        conversation_partitions: 4,
+        agent_partitions: 2,
+        ..WriterConfig::default()
+    };
+    Writer::start(log, keys, config).await.unwrap()
+}
+
+/// Every event of a conversation in the log, in log order.
+async fn history(log: &dyn EventLog, conversation: &ConversationId) -> Vec<ConversationEvent> {
+    let topic = Topic::Conversations.name();
+    let mut out = Vec::new();
+    for partition in 0..log.partitions(topic).await.unwrap() {
+        let range = log.offsets(topic, partition).await.unwrap();
+        let mut offset = range.start;
+        while offset < range.end {
+            let records = log.read(topic, partition, offset, 1000).await.unwrap();
+            offset = records.last().unwrap().offset + 1;
+            for record in records {
+                if record.key == conversation.as_str().as_bytes() {
+                    out.push(ConversationEvent::decode(&record.value).unwrap());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn acks_come_after_the_log_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Arc<dyn DataKeys> = Arc::new(InMemoryKeys::default());
+    let log = embedded(dir.path());
+    let writer = start(log.clone(), keys.clone()).await;
+    let opened = writer
+        .conversation(customer(), None, open(), correlation())
+        .await
+        .unwrap();
+    assert_eq!((opened.seq, opened.unchanged), (Seq(1), false));
+    let id = ConversationId::new(opened.stream_id).unwrap();
+    let first = writer
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c1", "hello"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.seq, Seq(2));
+    assert!(first.message_id.is_some());
+    assert_eq!(
+        history(log.as_ref(), &id).await.len(),
+        2,
+        "acknowledged means in the log"
+    );
+    log.shutdown();
+    drop(writer);
+    drop(log);
+
+    let log = embedded(dir.path());
+    let writer = start(log.clone(), keys).await;
+    let retry = writer
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c1", "hello"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (retry.seq, retry.unchanged, retry.message_id.clone()),
+        (Seq(2), true, first.message_id)
+    );
+    let next = writer
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c2", "still there?"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.seq, Seq(3), "the rebuilt state continues the sequence");
+    let conflict = writer
+        .conversation(customer(), Some(id), post("c1", "other"), correlation())
+        .await
+        .unwrap_err();
+    assert_eq!(conflict.code(), "idempotency_conflict");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_senders_and_retries_get_a_gapless_sequence_matching_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = embedded(dir.path());
+    let writer = start(log.clone(), Arc::new(InMemoryKeys::default())).await;
+    let opened = writer
+        .conversation(customer(), None, open(), correlation())
+        .await
+        .unwrap();
+    let id = ConversationId::new(opened.stream_id).unwrap();
+
+    const CLIENTS: usize = 16;
+    const SENDS: usize = 25;
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let writer = writer.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acks = Vec::new();
+            for n in 0..SENDS {
+                let client_msg_id = format!("client{client}-{n}");
+                let body = format!("message {n} from client {client}");
+                // Every send goes out twice at once, as a client that retries too early would.
+                let (a, b) = tokio::join!(
+                    writer.conversation(
+                        customer(),
+                        Some(id.clone()),
+                        post(&client_msg_id, &body),
+                        correlation()
+                    ),
+                    writer.conversation(
+                        customer(),
+                        Some(id.clone()),
+                        post(&client_msg_id, &body),
+                        correlation()
+                    ),
+                );
+                let (a, b) = (a.unwrap(), b.unwrap());
+                assert_eq!(a.seq, b.seq, "a retry answers with the original seq");
+                assert!(
+                    a.unchanged != b.unchanged,
+                    "exactly one of the two created the message"
+                );
+                acks.push((client_msg_id, a.seq));
+            }
+            acks
+        }));
+    }
+    let mut acked = HashMap::new();
+    for task in tasks {
+        for (client_msg_id, seq) in task.await.unwrap() {
+            acked.insert(client_msg_id, seq);
+        }
+    }
+
+    let events = history(log.as_ref(), &id).await;
+    assert_eq!(events.len(), 1 + CLIENTS * SENDS, "no duplicate, none lost");
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(
+            event.envelope.seq,
+            Seq(i as u64 + 1),
+            "gapless and in log order"
+        );
+        if let ConversationPayload::MessagePosted(m) = &event.payload {
+            assert_eq!(
+                acked[m.client_msg_id.as_str()],
+                event.envelope.seq,
+                "the ack matches the log"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn erasure_destroys_the_key_only_after_the_event_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(InMemoryKeys::default());
+    let writer = start(embedded(dir.path()), keys.clone()).await;
+    let opened = writer
+        .conversation(customer(), None, open(), correlation())
+        .await
+        .unwrap();
+    let id = ConversationId::new(opened.stream_id).unwrap();
+    writer
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c1", "my address is ..."),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let cust = CustomerId::new("cust-1").unwrap();
+    assert!(keys.key(&tenant, &cust).await.unwrap().is_some());
+    writer
+        .conversation(
+            supervisor(),
+            Some(id.clone()),
+            ConversationCommand::EraseCustomer { reason: None },
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        keys.key(&tenant, &cust).await.unwrap().is_none(),
+        "the key is gone"
+    );
+    let refused = writer
+        .conversation(customer(), Some(id), post("c2", "hello"), correlation())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "customer_erased");
+}
+
+/// A log whose appends can be made to fail — after writing, as a broker that times out
+/// after accepting a batch would.
+#[derive(Debug)]
+struct FlakyLog {
+    inner: Arc<EmbeddedLog>,
+    fail_after_write: AtomicBool,
+}
+
+#[async_trait]
+impl EventLog for FlakyLog {
+    async fn create_topic(&self, spec: &TopicSpec) -> switchboard_log::Result<()> {
+        self.inner.create_topic(spec).await
+    }
+    async fn partitions(&self, topic: &str) -> switchboard_log::Result<u32> {
+        self.inner.partitions(topic).await
+    }
+    async fn append(
+        &self,
+        topic: &str,
+        records: Vec<NewRecord>,
+        options: &AppendOptions,
+    ) -> switchboard_log::Result<Vec<Position>> {
+        let written = self.inner.append(topic, records, options).await?;
+        if self.fail_after_write.swap(false, Ordering::SeqCst) {
+            return Err(switchboard_log::LogError::Invalid {
+                reason: "the broker timed out".into(),
+            });
+        }
+        Ok(written)
+    }
+    async fn offsets(&self, topic: &str, partition: u32) -> switchboard_log::Result<OffsetRange> {
+        self.inner.offsets(topic, partition).await
+    }
+    async fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> switchboard_log::Result<Vec<Record>> {
+        self.inner.read(topic, partition, from, max).await
+    }
+    async fn tail(
+        &self,
+        topic: &str,
+        partition: u32,
+        start: StartAt,
+    ) -> switchboard_log::Result<Box<dyn Tail>> {
+        self.inner.tail(topic, partition, start).await
+    }
+    async fn join_group(
+        &self,
+        group: &str,
+        topic: &str,
+        start: StartAt,
+    ) -> switchboard_log::Result<Box<dyn GroupMember>> {
+        self.inner.join_group(group, topic, start).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_append_that_was_written_anyway_is_folded_in_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyLog {
+        inner: embedded(dir.path()),
+        fail_after_write: AtomicBool::new(false),
+    });
+    let writer = start(flaky.clone(), Arc::new(InMemoryKeys::default())).await;
+    let opened = writer
+        .conversation(customer(), None, open(), correlation())
+        .await
+        .unwrap();
+    let id = ConversationId::new(opened.stream_id).unwrap();
+
+    flaky.fail_after_write.store(true, Ordering::SeqCst);
+    let failed = writer
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c1", "hello"),
+            correlation(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), "unavailable");
+    assert!(failed.retriable());
+
+    // The client retries: the message the log kept is found, not written twice.
+    let retry = writer
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c1", "hello"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((retry.seq, retry.unchanged), (Seq(2), true));
+    let next = writer
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c2", "next"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.seq, Seq(3));
+    let seqs: Vec<u64> = history(flaky.inner.as_ref(), &id)
+        .await
+        .iter()
+        .map(|e| e.envelope.seq.0)
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn agent_commands_are_written_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = embedded(dir.path());
+    let writer = start(log.clone(), Arc::new(InMemoryKeys::default())).await;
+    let agent = Principal::new(
+        TenantId::new("acme").unwrap(),
+        Role::Agent,
+        PrincipalId::new("agent-7").unwrap(),
+    );
+    let id = AgentId::new("agent-7").unwrap();
+    let online = AgentCommand::SetStatus {
+        status: switchboard_events::agent::AgentStatus::Online,
+    };
+    let ack = writer
+        .agent(agent.clone(), id.clone(), online.clone(), correlation())
+        .await
+        .unwrap();
+    assert_eq!((ack.seq, ack.unchanged), (Seq(1), false));
+    log.shutdown();
+    drop(writer);
+    drop(log);
+    let writer = start(embedded(dir.path()), Arc::new(InMemoryKeys::default())).await;
+    let again = writer
+        .agent(agent, id, online, correlation())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.seq, again.unchanged),
+        (Seq(1), true),
+        "rebuilt from the log"
+    );
+}
