@@ -1,3 +1,4 @@
-//! History, lists, reports, audit replay and the schema registry API.
-//!
-//! Not built yet: this crate holds the workspace slot that its issue fills. It exports nothing.
+//! The read side: history, conversation lists, reports, audit replay and verification, and the
+//! schema registry API.
+
+pub mod registry_api;
