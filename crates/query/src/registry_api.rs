@@ -54,14 +54,20 @@ fn ok(body: Value) -> Response {
     reply(StatusCode::OK, body)
 }
 
-fn error(status: StatusCode, code: u32, message: impl Into<String>) -> Response {
-    reply(
-        status,
-        json!({ "error_code": code, "message": message.into() }),
-    )
+/// A refusal in Confluent's shape: an HTTP status, an `error_code` and a message.
+struct ApiError(StatusCode, u32, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        reply(self.0, json!({ "error_code": self.1, "message": self.2 }))
+    }
 }
 
-fn subject_not_found(subject: &str) -> Response {
+fn error(status: StatusCode, code: u32, message: impl Into<String>) -> ApiError {
+    ApiError(status, code, message.into())
+}
+
+fn subject_not_found(subject: &str) -> ApiError {
     error(
         StatusCode::NOT_FOUND,
         40401,
@@ -69,7 +75,7 @@ fn subject_not_found(subject: &str) -> Response {
     )
 }
 
-fn find_version<'r>(subject: &str, version: &str) -> Result<&'r SchemaVersion, Response> {
+fn find_version<'r>(subject: &str, version: &str) -> Result<&'r SchemaVersion, ApiError> {
     let Some(versions) = registry().subject_versions(subject) else {
         return Err(subject_not_found(subject));
     };
@@ -109,11 +115,11 @@ async fn subjects() -> Response {
 async fn versions(Path(subject): Path<String>) -> Response {
     match registry().subject_versions(&subject) {
         Some(versions) => ok(json!(versions.map(|v| v.version).collect::<Vec<_>>())),
-        None => subject_not_found(&subject),
+        None => subject_not_found(&subject).into_response(),
     }
 }
 
-async fn register(Path(_subject): Path<String>) -> Response {
+async fn register(Path(_subject): Path<String>) -> ApiError {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
         40501,
@@ -124,7 +130,7 @@ async fn register(Path(_subject): Path<String>) -> Response {
 async fn version(Path((subject, version)): Path<(String, String)>) -> Response {
     match find_version(&subject, &version) {
         Ok(v) => ok(describe(v)),
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -134,11 +140,11 @@ async fn version_schema(Path((subject, version)): Path<(String, String)>) -> Res
             StatusCode::OK,
             serde_json::from_str(&v.schema_json).unwrap_or(Value::Null),
         ),
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
-fn by_id(id: &str) -> Result<&'static SchemaVersion, Response> {
+fn by_id(id: &str) -> Result<&'static SchemaVersion, ApiError> {
     id.parse::<u32>()
         .ok()
         .and_then(|id| registry().by_id(id))
@@ -154,14 +160,14 @@ fn by_id(id: &str) -> Result<&'static SchemaVersion, Response> {
 async fn schema_by_id(Path(id): Path<String>) -> Response {
     match by_id(&id) {
         Ok(v) => ok(json!({ "schema": v.schema_json })),
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
 async fn versions_of_id(Path(id): Path<String>) -> Response {
     match by_id(&id) {
         Ok(v) => ok(json!([{ "subject": v.subject, "version": v.version }])),
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -172,7 +178,7 @@ async fn config() -> Response {
 async fn subject_config(Path(subject): Path<String>) -> Response {
     match registry().subject_versions(&subject) {
         Some(_) => ok(json!({ "compatibilityLevel": COMPATIBILITY })),
-        None => subject_not_found(&subject),
+        None => subject_not_found(&subject).into_response(),
     }
 }
 
@@ -193,41 +199,25 @@ async fn compatibility(
     Path((subject, version)): Path<(String, String)>,
     Query(verbose): Query<Verbose>,
     body: Result<Json<CandidateBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let existing = match find_version(&subject, &version) {
-        Ok(v) => v,
-        Err(response) => return response,
-    };
+) -> Result<Response, ApiError> {
+    let invalid = |message: String| error(StatusCode::UNPROCESSABLE_ENTITY, 42201, message);
+    let existing = find_version(&subject, &version)?;
     let Ok(Json(body)) = body else {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            42201,
-            "The request body must be {\"schema\": \"<avro schema json>\"}.",
-        );
+        return Err(invalid(
+            "The request body must be {\"schema\": \"<avro schema json>\"}.".to_owned(),
+        ));
     };
     if body.schema_type.as_deref().is_some_and(|t| t != "AVRO") {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            42201,
-            "Only AVRO schemas are registered here.",
-        );
+        return Err(invalid("Only AVRO schemas are registered here.".to_owned()));
     }
-    let candidate = match apache_avro::Schema::parse_str(&body.schema) {
-        Ok(schema) => schema,
-        Err(e) => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                42201,
-                format!("Invalid schema: {e}"),
-            );
-        }
-    };
+    let candidate = apache_avro::Schema::parse_str(&body.schema)
+        .map_err(|e| invalid(format!("Invalid schema: {e}")))?;
     let verdict = check_pair(&existing.schema, &candidate);
     let mut answer = json!({ "is_compatible": verdict.is_ok() });
     if verbose.verbose {
         answer["messages"] = json!(verdict.err().into_iter().collect::<Vec<_>>());
     }
-    ok(answer)
+    Ok(ok(answer))
 }
 
 #[cfg(test)]
