@@ -1,3 +1,30 @@
-//! The read-model port: one trait over the read access patterns, with an embedded backend and a ScyllaDB backend.
+//! The read models of switchboard behind one port, [`ReadModels`], with an embedded backend
+//! ([`embedded::EmbeddedStore`], one directory, for `switchboard serve`) and a ScyllaDB backend
+//! ([`scylla::ScyllaStore`], for the distributed deployment).
 //!
-//! Not built yet: this crate holds the workspace slot that its issue fills. It exports nothing.
+//! The port speaks the access patterns of the services, not bytes: timeline pages by seq in
+//! both directions, conversation summaries and lists, agent state, the queue, report counters,
+//! checkpoints, the customers' data keys and the archive manifest. Its one write, [`Batch`],
+//! is made of idempotent upserts and the checkpoints they reach, so that a projector that
+//! crashes and replays never loses or doubles anything. DESIGN.md beside this crate explains
+//! the layouts, the engine choice and the rules that make the writes idempotent.
+
+pub mod agent;
+pub mod archive;
+pub mod batch;
+pub mod checkpoint;
+mod codec;
+pub mod conversation;
+pub mod embedded;
+pub mod error;
+mod port;
+pub mod report;
+pub mod scylla;
+pub mod timeline;
+
+#[cfg(test)]
+mod suite;
+
+pub use batch::Batch;
+pub use error::{ErrorDomain, StoreError};
+pub use port::ReadModels;

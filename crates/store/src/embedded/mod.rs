@@ -1,0 +1,291 @@
+//! The embedded backend: every read model in one fjall keyspace under one directory.
+//!
+//! fjall (an LSM tree) was chosen over redb by measurement: it commits a projected batch of
+//! 1,000 events about 1.7 times faster, and both read a page of 50 well inside the latency
+//! budget (DESIGN.md has the figures). A batch and its checkpoints are one fjall write batch,
+//! which is atomic across partitions: after a crash either both are there or neither is.
+//!
+//! One writer at a time: writes read the rows they replace (to move list entries and keep the
+//! newest version), so they hold a lock, and run on tokio's blocking pool. Reads take no lock
+//! and run inline: a page is tens of microseconds from the block cache.
+
+mod read;
+pub mod schema;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
+use switchboard_events::personal::{DataKey, KeyProvider, PersonalDataError};
+
+use crate::agent::AgentState;
+use crate::archive::{ArchiveEntry, ResolvedRef};
+use crate::checkpoint::{CheckpointKey, LogPartition};
+use crate::conversation::{ConversationSummary, ListPage, ListQuery, QueueEntry};
+use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
+use crate::timeline::{TimelinePage, TimelineQuery};
+use crate::{Batch, ReadModels, StoreError};
+
+use schema::tables;
+
+/// How the embedded store is opened.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+    /// Sync each projected batch to disk before `apply` returns. Off, a power loss may drop
+    /// the last batches, but never half of one: their checkpoint goes with them and the
+    /// projector replays them. Data keys and the archive manifest are always synced.
+    pub sync_batches: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 * 1024 * 1024,
+            sync_batches: true,
+        }
+    }
+}
+
+/// The embedded read-model store. Cheap to clone: clones share the keyspace.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    keyspace: Keyspace,
+    t: Tables,
+    batch_durability: Option<PersistMode>,
+    writer: Mutex<()>,
+}
+
+/// One fjall partition per table of [`schema::tables`].
+struct Tables {
+    timeline: PartitionHandle,
+    conversations: PartitionHandle,
+    lists: PartitionHandle,
+    queue: PartitionHandle,
+    resolved: PartitionHandle,
+    agents: PartitionHandle,
+    reports: PartitionHandle,
+    checkpoints: PartitionHandle,
+    data_keys: PartitionHandle,
+    manifest: PartitionHandle,
+    manifest_by_day: PartitionHandle,
+}
+
+impl fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn engine_error(operation: &'static str) -> impl Fn(fjall::Error) -> StoreError {
+    move |e| StoreError::Backend {
+        operation,
+        reason: e.to_string(),
+        retriable: false,
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens the store in `dir`, creating it when empty.
+    pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        let keyspace = Config::new(dir.as_ref())
+            .cache_size(options.cache_bytes)
+            .open()
+            .map_err(engine_error("open the embedded store"))?;
+        let open = |name: &str| {
+            keyspace
+                .open_partition(name, PartitionCreateOptions::default())
+                .map_err(engine_error("open a table of the embedded store"))
+        };
+        let t = Tables {
+            timeline: open(tables::TIMELINE)?,
+            conversations: open(tables::CONVERSATIONS)?,
+            lists: open(tables::LISTS)?,
+            queue: open(tables::QUEUE)?,
+            resolved: open(tables::RESOLVED)?,
+            agents: open(tables::AGENTS)?,
+            reports: open(tables::REPORTS)?,
+            checkpoints: open(tables::CHECKPOINTS)?,
+            data_keys: open(tables::DATA_KEYS)?,
+            manifest: open(tables::MANIFEST)?,
+            manifest_by_day: open(tables::MANIFEST_BY_DAY)?,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.as_ref().to_owned(),
+                keyspace,
+                t,
+                batch_durability: options.sync_batches.then_some(PersistMode::SyncAll),
+                writer: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Runs a write on the blocking pool, one writer at a time.
+    async fn write<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let _writer = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&inner)
+        })
+        .await
+        .map_err(|e| StoreError::Backend {
+            operation: "run a write of the embedded store",
+            reason: e.to_string(),
+            retriable: false,
+        })?
+    }
+}
+
+impl KeyProvider for EmbeddedStore {
+    fn data_key(
+        &self,
+        tenant: &TenantId,
+        customer: &CustomerId,
+    ) -> Result<Option<DataKey>, PersonalDataError> {
+        read::data_key(&self.inner, tenant, customer)
+            .map_err(|e| PersonalDataError::Provider(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl ReadModels for EmbeddedStore {
+    async fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // The blocking pool needs an owned batch; cloning costs far less than the commit.
+        let batch = batch.clone();
+        self.write(move |inner| write::apply(inner, &batch)).await
+    }
+
+    async fn checkpoint(&self, key: &CheckpointKey) -> Result<Option<u64>, StoreError> {
+        read::checkpoint(&self.inner, key)
+    }
+
+    async fn timeline(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        query: TimelineQuery,
+    ) -> Result<TimelinePage, StoreError> {
+        read::timeline(&self.inner, tenant, conversation, query)
+    }
+
+    async fn conversation(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<Option<ConversationSummary>, StoreError> {
+        read::summary(&self.inner, tenant.as_str(), conversation.as_str())
+    }
+
+    async fn conversations(
+        &self,
+        tenant: &TenantId,
+        query: &ListQuery,
+    ) -> Result<ListPage, StoreError> {
+        read::list(&self.inner, tenant, query)
+    }
+
+    async fn queue(&self, tenant: &TenantId) -> Result<Vec<QueueEntry>, StoreError> {
+        read::queue(&self.inner, tenant)
+    }
+
+    async fn agent(
+        &self,
+        tenant: &TenantId,
+        agent: &AgentId,
+    ) -> Result<Option<AgentState>, StoreError> {
+        read::agent(&self.inner, tenant, agent)
+    }
+
+    async fn agents(&self, tenant: &TenantId) -> Result<Vec<AgentState>, StoreError> {
+        read::agents(&self.inner, tenant)
+    }
+
+    async fn report(
+        &self,
+        tenant: &TenantId,
+        scope: &ReportScope,
+        from: Day,
+        to: Day,
+    ) -> Result<Vec<DailyReport>, StoreError> {
+        read::report(&self.inner, tenant, scope, from, to)
+    }
+
+    async fn report_partial(
+        &self,
+        key: &ReportKey,
+        source: LogPartition,
+    ) -> Result<Option<ReportPartial>, StoreError> {
+        read::report_partial(&self.inner, key, source)
+    }
+
+    async fn create_data_key(
+        &self,
+        tenant: &TenantId,
+        customer: &CustomerId,
+    ) -> Result<DataKey, StoreError> {
+        let (tenant, customer) = (tenant.clone(), customer.clone());
+        self.write(move |inner| write::create_data_key(inner, &tenant, &customer))
+            .await
+    }
+
+    async fn destroy_data_key(
+        &self,
+        tenant: &TenantId,
+        customer: &CustomerId,
+    ) -> Result<(), StoreError> {
+        let (tenant, customer) = (tenant.clone(), customer.clone());
+        self.write(move |inner| write::destroy_data_key(inner, &tenant, &customer))
+            .await
+    }
+
+    async fn resolved_on(
+        &self,
+        day: Day,
+        after: Option<&ResolvedRef>,
+        limit: u32,
+    ) -> Result<Vec<ResolvedRef>, StoreError> {
+        read::resolved_on(&self.inner, day, after, limit)
+    }
+
+    async fn archive(&self, entry: &ArchiveEntry) -> Result<(), StoreError> {
+        let entry = entry.clone();
+        self.write(move |inner| write::archive(inner, &entry)).await
+    }
+
+    async fn archived(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<Option<ArchiveEntry>, StoreError> {
+        read::archived(&self.inner, tenant, conversation)
+    }
+
+    async fn archive_manifest(
+        &self,
+        tenant: &TenantId,
+        day: Day,
+    ) -> Result<Vec<ArchiveEntry>, StoreError> {
+        read::archive_manifest(&self.inner, tenant, day)
+    }
+}

@@ -1,0 +1,328 @@
+//! Reads of the embedded store: each one range scan or a few point lookups.
+
+use std::ops::Bound;
+
+use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
+use switchboard_events::personal::DataKey;
+
+use super::write::{PartialValue, decode_data_key};
+use super::{Inner, engine_error, schema};
+use crate::agent::{AgentRecord, AgentState};
+use crate::archive::{ArchiveEntry, ResolvedRef};
+use crate::checkpoint::{CheckpointKey, LogPartition};
+use crate::codec;
+use crate::conversation::{
+    ConversationList, ConversationSummary, ListPage, ListQuery, Placement, QueueEntry,
+};
+use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope, sum_by_day};
+use crate::timeline::{TimelinePage, TimelineQuery};
+use crate::{StoreError, report};
+
+pub(super) fn timeline(
+    inner: &Inner,
+    tenant: &TenantId,
+    conversation: &ConversationId,
+    query: TimelineQuery,
+) -> Result<TimelinePage, StoreError> {
+    let limit = query.validate()?;
+    let Some((from, to)) = query.cursor.bounds() else {
+        return Ok(TimelinePage::default());
+    };
+    let prefix = schema::conversation(tenant.as_str(), conversation.as_str());
+    let range = schema::timeline(&prefix, switchboard_events::Seq(from))
+        ..=schema::timeline(&prefix, switchboard_events::Seq(to));
+    let rows = inner.t.timeline.range(range);
+    let rows: Box<dyn Iterator<Item = _>> = if query.cursor.is_forward() {
+        Box::new(rows)
+    } else {
+        Box::new(rows.rev())
+    };
+    let mut entries = Vec::with_capacity(limit + 1);
+    for row in rows {
+        let (key, value) = row.map_err(engine_error("read a timeline"))?;
+        let seq = schema::timeline_seq(&key)
+            .ok_or_else(|| StoreError::corrupt("timeline", "key without a seq"))?;
+        let entry = codec::decode_entry(seq, &value)?;
+        if query.audience.sees(&entry) {
+            entries.push(entry);
+            if entries.len() > limit {
+                break;
+            }
+        }
+    }
+    Ok(TimelinePage::from_scan(
+        entries,
+        limit,
+        query.cursor.is_forward(),
+    ))
+}
+
+pub(super) fn summary(
+    inner: &Inner,
+    tenant: &str,
+    conversation: &str,
+) -> Result<Option<ConversationSummary>, StoreError> {
+    let key = schema::conversation(tenant, conversation);
+    let value = inner
+        .t
+        .conversations
+        .get(key)
+        .map_err(engine_error("read a conversation"))?;
+    value
+        .map(|v| codec::decode("conversations", &v))
+        .transpose()
+}
+
+/// The conversation ids of entries under `prefix` from `start`, at most `limit`.
+fn scan_ids(
+    table: &fjall::PartitionHandle,
+    prefix: &[u8],
+    start: Bound<Vec<u8>>,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let range = (start, Bound::Excluded(schema::prefix_end(prefix)));
+    let mut ids = Vec::new();
+    for row in table.range::<Vec<u8>, _>(range).take(limit) {
+        let (key, _) = row.map_err(engine_error("scan a list"))?;
+        let id = schema::entry_conversation(prefix.len(), &key)
+            .ok_or_else(|| StoreError::corrupt("lists", "entry without a conversation id"))?;
+        ids.push(id.to_owned());
+    }
+    Ok(ids)
+}
+
+pub(super) fn list(
+    inner: &Inner,
+    tenant: &TenantId,
+    query: &ListQuery,
+) -> Result<ListPage, StoreError> {
+    let limit = query.validate()?;
+    let prefix = schema::list_prefix(tenant.as_str(), &query.list);
+    let start = match &query.after {
+        Some(after) => Bound::Excluded(schema::list_entry(
+            &prefix,
+            after.last_activity_at,
+            after.conversation.as_str(),
+        )),
+        None => Bound::Included(prefix.clone()),
+    };
+    let mut items = Vec::with_capacity(limit + 1);
+    for id in scan_ids(&inner.t.lists, &prefix, start, limit + 1)? {
+        // Reads take no lock: a summary that moved on since its entry was read is skipped.
+        if let Some(summary) = summary(inner, tenant.as_str(), &id)?
+            && listed_in(&summary, &query.list)
+        {
+            items.push(summary);
+        }
+    }
+    Ok(ListPage::from_scan(items, limit))
+}
+
+fn listed_in(summary: &ConversationSummary, list: &ConversationList) -> bool {
+    summary
+        .lists()
+        .iter()
+        .any(|p| matches!(p, Placement::List(l, _) if l == list))
+}
+
+pub(super) fn queue(inner: &Inner, tenant: &TenantId) -> Result<Vec<QueueEntry>, StoreError> {
+    let prefix = schema::queue_prefix(tenant.as_str());
+    let start = Bound::Included(prefix.clone());
+    let mut entries = Vec::new();
+    for id in scan_ids(&inner.t.queue, &prefix, start, usize::MAX)? {
+        if let Some(summary) = summary(inner, tenant.as_str(), &id)? {
+            entries.push(QueueEntry::from(&summary));
+        }
+    }
+    Ok(entries)
+}
+
+pub(super) fn agent_record(inner: &Inner, key: &[u8]) -> Result<Option<AgentRecord>, StoreError> {
+    let value = inner
+        .t
+        .agents
+        .get(key)
+        .map_err(engine_error("read an agent"))?;
+    value.map(|v| codec::decode("agents", &v)).transpose()
+}
+
+fn load(inner: &Inner, tenant: &TenantId, agent: &AgentId) -> u32 {
+    let prefix = schema::list_prefix(tenant.as_str(), &ConversationList::Inbox(agent.clone()));
+    inner.t.lists.prefix(prefix).count() as u32
+}
+
+pub(super) fn agent(
+    inner: &Inner,
+    tenant: &TenantId,
+    agent: &AgentId,
+) -> Result<Option<AgentState>, StoreError> {
+    let record = agent_record(inner, &schema::agent(tenant.as_str(), agent.as_str()))?;
+    Ok(record.map(|record| AgentState {
+        load: load(inner, tenant, agent),
+        record,
+    }))
+}
+
+pub(super) fn agents(inner: &Inner, tenant: &TenantId) -> Result<Vec<AgentState>, StoreError> {
+    let mut agents = Vec::new();
+    for row in inner.t.agents.prefix(schema::agent_prefix(tenant.as_str())) {
+        let (_, value) = row.map_err(engine_error("scan agents"))?;
+        let record: AgentRecord = codec::decode("agents", &value)?;
+        agents.push(AgentState {
+            load: load(inner, tenant, &record.agent),
+            record,
+        });
+    }
+    Ok(agents)
+}
+
+pub(super) fn partial_value(inner: &Inner, key: &[u8]) -> Result<Option<PartialValue>, StoreError> {
+    let value = inner
+        .t
+        .reports
+        .get(key)
+        .map_err(engine_error("read a report"))?;
+    value.map(|v| codec::decode("reports", &v)).transpose()
+}
+
+pub(super) fn report(
+    inner: &Inner,
+    tenant: &TenantId,
+    scope: &ReportScope,
+    from: Day,
+    to: Day,
+) -> Result<Vec<DailyReport>, StoreError> {
+    let prefix = schema::report_prefix(tenant.as_str(), scope);
+    let range = schema::report_day(tenant.as_str(), scope, from)
+        ..schema::report_day(tenant.as_str(), scope, to.next());
+    let mut partials = Vec::new();
+    for row in inner.t.reports.range(range) {
+        let (key, value) = row.map_err(engine_error("scan reports"))?;
+        let day = schema::report_key_day(prefix.len(), &key)
+            .ok_or_else(|| StoreError::corrupt("reports", "key without a day"))?;
+        let (counters, _): PartialValue = codec::decode("reports", &value)?;
+        partials.push((day, counters));
+    }
+    Ok(sum_by_day(partials))
+}
+
+pub(super) fn report_partial(
+    inner: &Inner,
+    key: &ReportKey,
+    source: LogPartition,
+) -> Result<Option<ReportPartial>, StoreError> {
+    let stored = partial_value(inner, &schema::report(key, source))?;
+    Ok(
+        stored.map(|(counters, through_offset)| report::ReportPartial {
+            key: key.clone(),
+            source,
+            counters,
+            through_offset,
+        }),
+    )
+}
+
+pub(super) fn checkpoint(inner: &Inner, key: &CheckpointKey) -> Result<Option<u64>, StoreError> {
+    let value = inner
+        .t
+        .checkpoints
+        .get(schema::checkpoint(key))
+        .map_err(engine_error("read a checkpoint"))?;
+    value
+        .map(|v| {
+            let bytes: [u8; 8] = v[..]
+                .try_into()
+                .map_err(|_| StoreError::corrupt("checkpoints", "offset is not 8 bytes"))?;
+            Ok(u64::from_be_bytes(bytes))
+        })
+        .transpose()
+}
+
+pub(super) fn data_key(
+    inner: &Inner,
+    tenant: &TenantId,
+    customer: &CustomerId,
+) -> Result<Option<DataKey>, StoreError> {
+    let key = schema::data_key(tenant.as_str(), customer.as_str());
+    match inner
+        .t
+        .data_keys
+        .get(key)
+        .map_err(engine_error("read a data key"))?
+    {
+        Some(value) => decode_data_key(&value),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn resolved_on(
+    inner: &Inner,
+    day: Day,
+    after: Option<&ResolvedRef>,
+    limit: u32,
+) -> Result<Vec<ResolvedRef>, StoreError> {
+    let prefix = schema::resolved_prefix(day);
+    let start = match after {
+        Some(r) => Bound::Excluded(schema::resolved_entry(
+            day,
+            r.tenant.as_str(),
+            r.conversation.as_str(),
+        )),
+        None => Bound::Included(prefix.clone()),
+    };
+    let range = (start, Bound::Excluded(schema::prefix_end(&prefix)));
+    let mut refs = Vec::new();
+    for row in inner
+        .t
+        .resolved
+        .range::<Vec<u8>, _>(range)
+        .take(limit as usize)
+    {
+        let (key, _) = row.map_err(engine_error("scan resolved conversations"))?;
+        let corrupt = || StoreError::corrupt("resolved", "key without ids");
+        let (tenant, conversation) = schema::resolved_ids(&key).ok_or_else(corrupt)?;
+        refs.push(ResolvedRef {
+            tenant: TenantId::new(tenant).map_err(|_| corrupt())?,
+            conversation: ConversationId::new(conversation).map_err(|_| corrupt())?,
+        });
+    }
+    Ok(refs)
+}
+
+pub(super) fn archived(
+    inner: &Inner,
+    tenant: &TenantId,
+    conversation: &ConversationId,
+) -> Result<Option<ArchiveEntry>, StoreError> {
+    let key = schema::conversation(tenant.as_str(), conversation.as_str());
+    let value = inner
+        .t
+        .manifest
+        .get(key)
+        .map_err(engine_error("read the manifest"))?;
+    value.map(|v| codec::decode("manifest", &v)).transpose()
+}
+
+pub(super) fn archive_manifest(
+    inner: &Inner,
+    tenant: &TenantId,
+    day: Day,
+) -> Result<Vec<ArchiveEntry>, StoreError> {
+    let prefix = schema::manifest_day_prefix(tenant.as_str(), day);
+    let mut entries = Vec::new();
+    for row in inner.t.manifest_by_day.prefix(&prefix) {
+        let (key, _) = row.map_err(engine_error("scan the manifest"))?;
+        let conversation = std::str::from_utf8(&key[prefix.len()..])
+            .map_err(|_| StoreError::corrupt("manifest_by_day", "conversation id not utf-8"))?;
+        let key = schema::conversation(tenant.as_str(), conversation);
+        if let Some(value) = inner
+            .t
+            .manifest
+            .get(key)
+            .map_err(engine_error("read the manifest"))?
+        {
+            entries.push(codec::decode("manifest", &value)?);
+        }
+    }
+    Ok(entries)
+}

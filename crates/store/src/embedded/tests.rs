@@ -1,0 +1,112 @@
+//! The generic suite on the embedded store, and what only the embedded store promises: a
+//! batch and its checkpoint are atomic and survive a reopen.
+
+use proptest::prelude::*;
+use tempfile::TempDir;
+
+use super::{EmbeddedOptions, EmbeddedStore};
+use crate::suite::{self, digest};
+use crate::{Batch, ReadModels};
+
+fn open() -> (TempDir, EmbeddedStore) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let options = EmbeddedOptions {
+        sync_batches: false,
+        ..EmbeddedOptions::default()
+    };
+    let store = EmbeddedStore::open(dir.path(), options).expect("the store opens");
+    (dir, store)
+}
+
+macro_rules! suite {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                let (_dir, store) = open();
+                suite::$scenario(&store).await;
+            }
+        )*
+    };
+}
+
+suite!(
+    timeline_pages_go_both_ways_with_cursors,
+    timeline_keeps_the_original_frames,
+    lists_follow_the_summaries,
+    agents_carry_their_load,
+    reports_sum_partitions_and_never_double,
+    checkpoints_only_move_forward,
+    data_keys_are_created_once_and_destroyed_for_good,
+    archiving_moves_a_conversation_out,
+);
+
+#[tokio::test]
+async fn a_batch_and_its_checkpoint_survive_a_reopen_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = suite::sample_batch(3);
+    let before = {
+        let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+        store.apply(&batch).await.unwrap();
+        digest(&store).await
+    };
+    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
+    assert_eq!(digest(&store).await, before);
+    assert!(before.contains("checkpoint projector/0 = 3"), "{before}");
+}
+
+fn run<T>(future: impl Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Applying any batch twice, or replaying it after the ones that followed (in any order),
+    /// leaves what applying it once leaves: every key keeps its newest version.
+    #[test]
+    fn applying_batches_again_changes_nothing(batches in suite::batches()) {
+        run(async {
+            let ((_a, once), (_b, again)) = (open(), open());
+            for batch in &batches {
+                once.apply(batch).await.unwrap();
+                again.apply(batch).await.unwrap();
+                again.apply(batch).await.unwrap();
+            }
+            for batch in batches.iter().rev() {
+                again.apply(batch).await.unwrap();
+            }
+            prop_assert_eq!(digest(&once).await, digest(&again).await);
+            Ok(())
+        })?;
+    }
+
+    /// A projector that crashes after writing a batch's rows but before its checkpoint, and
+    /// replays from the checkpoint, ends where one that never crashed ends.
+    #[test]
+    fn a_crash_between_rows_and_checkpoint_replays_to_the_same_state(
+        batches in suite::batches(),
+        crash_at in 0usize..4,
+    ) {
+        run(async {
+            let ((_a, clean), (_b, crashed)) = (open(), open());
+            for batch in &batches {
+                clean.apply(batch).await.unwrap();
+            }
+            let crash_at = crash_at.min(batches.len().saturating_sub(1));
+            for (i, batch) in batches.iter().enumerate() {
+                if i == crash_at {
+                    let rows_only = Batch { checkpoints: Vec::new(), ..batch.clone() };
+                    crashed.apply(&rows_only).await.unwrap();
+                    // Restart: replay from the last checkpoint, i.e. this batch again.
+                }
+                crashed.apply(batch).await.unwrap();
+            }
+            prop_assert_eq!(digest(&clean).await, digest(&crashed).await);
+            Ok(())
+        })?;
+    }
+}

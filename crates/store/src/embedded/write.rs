@@ -1,0 +1,221 @@
+//! Writes of the embedded store: one atomic fjall batch per call, built after reading the rows
+//! it replaces.
+
+use std::collections::HashSet;
+
+use fjall::PersistMode;
+use switchboard_events::Seq;
+use switchboard_events::id::{CustomerId, TenantId};
+use switchboard_events::personal::DataKey;
+
+use super::{Inner, engine_error, read, schema};
+use crate::archive::ArchiveEntry;
+use crate::codec;
+use crate::conversation::{ConversationSummary, Placement};
+use crate::report::ReportCounters;
+use crate::{Batch, StoreError};
+
+/// The stored value of a report partial: the counters and the offset they run through.
+pub(super) type PartialValue = (ReportCounters, u64);
+
+/// Applies the winning write of every key of the batch, skipping those older than what is
+/// stored, and the checkpoints, in one atomic commit.
+pub(super) fn apply(inner: &Inner, batch: &Batch) -> Result<(), StoreError> {
+    let t = &inner.t;
+    let winners = batch.winners();
+    let mut commit = inner.keyspace.batch().durability(inner.batch_durability);
+    let mut value = Vec::with_capacity(1024);
+    for row in winners.timeline {
+        let conversation = schema::conversation(row.tenant.as_str(), row.conversation.as_str());
+        value.clear();
+        codec::encode_entry(&row.entry, &mut value);
+        commit.insert(
+            &t.timeline,
+            schema::timeline(&conversation, row.entry.seq),
+            value.as_slice(),
+        );
+    }
+    for summary in winners.conversations {
+        let stored = read::summary(
+            inner,
+            summary.tenant.as_str(),
+            summary.conversation.as_str(),
+        )?;
+        if stored
+            .as_ref()
+            .is_some_and(|s| s.last_seq > summary.last_seq)
+        {
+            continue;
+        }
+        let old: HashSet<Placement> = stored.iter().flat_map(ConversationSummary::lists).collect();
+        let new: HashSet<Placement> = summary.lists().into_iter().collect();
+        for gone in old.difference(&new) {
+            let (table, key) = placement(inner, summary, gone);
+            commit.remove(table, key);
+        }
+        for added in new.difference(&old) {
+            let (table, key) = placement(inner, summary, added);
+            commit.insert(table, key, []);
+        }
+        let key = schema::conversation(summary.tenant.as_str(), summary.conversation.as_str());
+        commit.insert(&t.conversations, key, codec::encode(summary));
+    }
+    for record in winners.agents {
+        let key = schema::agent(record.tenant.as_str(), record.agent.as_str());
+        let stored = read::agent_record(inner, &key)?;
+        if stored.is_none_or(|s| s.last_seq <= record.last_seq) {
+            commit.insert(&t.agents, key, codec::encode(record));
+        }
+    }
+    for partial in winners.reports {
+        let key = schema::report(&partial.key, partial.source);
+        let stored = read::partial_value(inner, &key)?;
+        if stored.is_none_or(|(_, through)| through <= partial.through_offset) {
+            let value: PartialValue = (partial.counters, partial.through_offset);
+            commit.insert(&t.reports, key, codec::encode(&value));
+        }
+    }
+    for checkpoint in winners.checkpoints {
+        let stored = read::checkpoint(inner, &checkpoint.key)?;
+        if stored.is_none_or(|offset| offset <= checkpoint.next_offset) {
+            let key = schema::checkpoint(&checkpoint.key);
+            commit.insert(&t.checkpoints, key, checkpoint.next_offset.to_be_bytes());
+        }
+    }
+    commit.commit().map_err(engine_error("apply a batch"))
+}
+
+/// The table and key of a summary's placement.
+fn placement<'a>(
+    inner: &'a Inner,
+    summary: &ConversationSummary,
+    placement: &Placement,
+) -> (&'a fjall::PartitionHandle, Vec<u8>) {
+    let (tenant, conversation) = (summary.tenant.as_str(), summary.conversation.as_str());
+    match placement {
+        Placement::List(list, at) => (
+            &inner.t.lists,
+            schema::list_entry(&schema::list_prefix(tenant, list), *at, conversation),
+        ),
+        Placement::Queue(since) => (
+            &inner.t.queue,
+            schema::queue_entry(tenant, *since, conversation),
+        ),
+        Placement::ResolvedOn(day) => (
+            &inner.t.resolved,
+            schema::resolved_entry(*day, tenant, conversation),
+        ),
+    }
+}
+
+const KEY_LIVE: u8 = 1;
+const KEY_ERASED: u8 = 2;
+
+/// `[version][live|erased][32 key bytes when live]`.
+pub(super) fn decode_data_key(bytes: &[u8]) -> Result<Option<DataKey>, StoreError> {
+    match bytes {
+        [codec::VERSION, KEY_LIVE, key @ ..] => {
+            let key: [u8; 32] = key.try_into().map_err(|_| {
+                StoreError::corrupt("data_keys", format!("key is {} bytes", key.len()))
+            })?;
+            Ok(Some(DataKey::from_bytes(key)))
+        }
+        [codec::VERSION, KEY_ERASED] => Ok(None),
+        _ => Err(StoreError::corrupt("data_keys", "unknown value layout")),
+    }
+}
+
+pub(super) fn create_data_key(
+    inner: &Inner,
+    tenant: &TenantId,
+    customer: &CustomerId,
+) -> Result<DataKey, StoreError> {
+    let key = schema::data_key(tenant.as_str(), customer.as_str());
+    if let Some(stored) = inner
+        .t
+        .data_keys
+        .get(&key)
+        .map_err(engine_error("read a data key"))?
+    {
+        return decode_data_key(&stored)?.ok_or_else(|| StoreError::KeyErased {
+            tenant: tenant.to_string(),
+            customer: customer.to_string(),
+        });
+    }
+    let data_key = DataKey::generate().map_err(|e| StoreError::Backend {
+        operation: "generate a data key",
+        reason: e.to_string(),
+        retriable: true,
+    })?;
+    let mut value = vec![codec::VERSION, KEY_LIVE];
+    value.extend_from_slice(data_key.as_bytes());
+    let mut commit = inner
+        .keyspace
+        .batch()
+        .durability(Some(PersistMode::SyncAll));
+    commit.insert(&inner.t.data_keys, key, value);
+    commit.commit().map_err(engine_error("store a data key"))?;
+    Ok(data_key)
+}
+
+/// Overwrites the key with an erasure marker, synced, then compacts the table so that the key
+/// bytes do not linger in older table files (the journal keeps them until it rotates).
+pub(super) fn destroy_data_key(
+    inner: &Inner,
+    tenant: &TenantId,
+    customer: &CustomerId,
+) -> Result<(), StoreError> {
+    let key = schema::data_key(tenant.as_str(), customer.as_str());
+    let mut commit = inner
+        .keyspace
+        .batch()
+        .durability(Some(PersistMode::SyncAll));
+    commit.insert(&inner.t.data_keys, key, [codec::VERSION, KEY_ERASED]);
+    commit.commit().map_err(engine_error("erase a data key"))?;
+    inner
+        .t
+        .data_keys
+        .major_compact()
+        .map_err(engine_error("compact the data keys"))
+}
+
+/// Records the entry and removes what it archived, in one synced commit.
+pub(super) fn archive(inner: &Inner, entry: &ArchiveEntry) -> Result<(), StoreError> {
+    let t = &inner.t;
+    let (tenant, conversation) = (entry.tenant.as_str(), entry.conversation.as_str());
+    let mut commit = inner
+        .keyspace
+        .batch()
+        .durability(Some(PersistMode::SyncAll));
+    commit.insert(
+        &t.manifest,
+        schema::conversation(tenant, conversation),
+        codec::encode(entry),
+    );
+    commit.insert(
+        &t.manifest_by_day,
+        schema::manifest_by_day(tenant, entry.day, conversation),
+        [],
+    );
+    let prefix = schema::conversation(tenant, conversation);
+    let through = schema::timeline(&prefix, entry.last_seq);
+    for row in t
+        .timeline
+        .range(schema::timeline(&prefix, Seq(0))..=through)
+    {
+        let (key, _) = row.map_err(engine_error("scan an archived timeline"))?;
+        commit.remove(&t.timeline, key);
+    }
+    if let Some(summary) = read::summary(inner, tenant, conversation)?
+        && summary.last_seq <= entry.last_seq
+    {
+        for gone in summary.lists() {
+            let (table, key) = placement(inner, &summary, &gone);
+            commit.remove(table, key);
+        }
+        commit.remove(&t.conversations, prefix);
+    }
+    commit
+        .commit()
+        .map_err(engine_error("archive a conversation"))
+}
