@@ -1,3 +1,15 @@
-//! Folds the event log into read models, checkpoints, archives cold history.
-//!
-//! Not built yet: this crate holds the workspace slot that its issue fills. It exports nothing.
+//! The projector: folds the event log into the read models, idempotently, with the consumed
+//! offsets checkpointed in the same store writes, so that a crash replays and never loses or
+//! doubles anything, and a rebuild from the log writes the same rows.
+
+pub mod fold;
+pub mod partition;
+pub mod rebuild;
+pub mod runner;
+
+#[cfg(test)]
+mod tests;
+
+pub use partition::PartitionProjector;
+pub use rebuild::{RebuildReport, rebuild};
+pub use runner::{DEAD_LETTERS, Progress, Projector, ProjectorConfig};
