@@ -41,3 +41,9 @@ pub trait CommandHandler: Send + Sync + 'static {
         correlation: CorrelationId,
     ) -> impl Future<Output = Result<Ack, CommandError>> + Send;
 }
+
+/// The generated protobuf types, gRPC server and client of `switchboard.ingest.v1`.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("switchboard.ingest.v1");
+}
