@@ -1,6 +1,10 @@
 //! The command API: the same commands over gRPC (tonic) and HTTP/JSON (axum), both answered by
 //! one [`CommandHandler`].
 
+pub mod convert;
+
+pub use convert::{AgentRequest, ConversationRequest};
+
 use switchboard_events::Seq;
 use switchboard_events::id::{AgentId, ConversationId, CorrelationId, MessageId};
 use switchboard_events::principal::Principal;
