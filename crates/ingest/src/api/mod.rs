@@ -1,8 +1,10 @@
 //! The command API: the same commands over gRPC (tonic) and HTTP/JSON (axum), both answered by
 //! one [`CommandHandler`].
 
+pub mod auth;
 pub mod convert;
 
+pub use auth::{AuthError, Authenticator, ServiceToken, StaticTokens};
 pub use convert::{AgentRequest, ConversationRequest};
 
 use switchboard_events::Seq;
