@@ -315,3 +315,221 @@ pub struct ErrorBody {
     pub code: String,
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use switchboard_events::agent::AgentStatus;
+    use switchboard_events::conversation::{
+        AssignmentPolicy, Attachment, Channel, Priority, TransferTarget,
+    };
+    use switchboard_events::id::{
+        AgentId, ClientMsgId, CustomerId, Label, MessageId, PrincipalId, TeamId, TenantId,
+    };
+    use switchboard_events::principal::{Principal, Role};
+    use switchboard_events::{Seq, Timestamp};
+
+    use crate::api::convert::{AgentRequest, ConversationRequest};
+    use crate::api::proto;
+    use crate::command::{AgentCommand, ConversationCommand as C, OpenConversation, PostMessage};
+
+    fn command(body: serde_json::Value) -> C {
+        let parsed: super::ConversationCommand = serde_json::from_value(body).unwrap();
+        let message = parsed.into_proto("conv-1".into()).unwrap();
+        ConversationRequest::try_from(message).unwrap().command
+    }
+
+    #[test]
+    fn every_conversation_command_reads_from_json() {
+        let cases = [
+            (
+                json!({"type": "post_message", "client_msg_id": "c-1", "body": "hi",
+                    "private_note": true, "attachments": [{"attachment_id": "a1",
+                    "file_name": "x.png", "content_type": "image/png", "size_bytes": 10,
+                    "url": "https://files.example/a1"}]}),
+                C::PostMessage(PostMessage {
+                    client_msg_id: ClientMsgId::new("c-1").unwrap(),
+                    body: "hi".into(),
+                    attachments: vec![Attachment {
+                        attachment_id: "a1".into(),
+                        file_name: "x.png".into(),
+                        content_type: "image/png".into(),
+                        size_bytes: 10,
+                        url: "https://files.example/a1".into(),
+                    }],
+                    private_note: true,
+                }),
+            ),
+            (
+                json!({"type": "edit_message", "message_id": "m-1", "body": "hello"}),
+                C::EditMessage {
+                    message_id: MessageId::new("m-1").unwrap(),
+                    body: "hello".into(),
+                },
+            ),
+            (
+                json!({"type": "redact_message", "message_id": "m-1"}),
+                C::RedactMessage {
+                    message_id: MessageId::new("m-1").unwrap(),
+                    reason: None,
+                },
+            ),
+            (
+                json!({"type": "mark_read", "up_to_seq": 4}),
+                C::MarkRead { up_to_seq: Seq(4) },
+            ),
+            (
+                json!({"type": "assign", "agent_id": "a-1"}),
+                C::Assign {
+                    agent_id: AgentId::new("a-1").unwrap(),
+                    policy: AssignmentPolicy::Manual,
+                },
+            ),
+            (
+                json!({"type": "transfer", "agent_id": "a-2"}),
+                C::Transfer {
+                    to: TransferTarget::Agent {
+                        agent_id: AgentId::new("a-2").unwrap(),
+                    },
+                    reason: None,
+                },
+            ),
+            (
+                json!({"type": "queue", "team_id": "t-1", "reason": "lunch"}),
+                C::Queue {
+                    team_id: Some(TeamId::new("t-1").unwrap()),
+                    reason: Some("lunch".into()),
+                },
+            ),
+            (
+                json!({"type": "tag", "tag": "vip"}),
+                C::Tag {
+                    tag: Label::new("vip").unwrap(),
+                },
+            ),
+            (
+                json!({"type": "untag", "tag": "vip"}),
+                C::Untag {
+                    tag: Label::new("vip").unwrap(),
+                },
+            ),
+            (
+                json!({"type": "set_priority", "priority": "urgent"}),
+                C::SetPriority {
+                    priority: Priority::Urgent,
+                },
+            ),
+            (
+                json!({"type": "snooze", "until_micros": 1_900_000_000_000_000_i64}),
+                C::Snooze {
+                    until: Timestamp(1_900_000_000_000_000),
+                },
+            ),
+            (json!({"type": "resolve"}), C::Resolve),
+            (
+                json!({"type": "reopen", "reason": "more"}),
+                C::Reopen {
+                    reason: Some("more".into()),
+                },
+            ),
+            (
+                json!({"type": "rate", "score": 4, "comment": "ok"}),
+                C::Rate {
+                    score: 4,
+                    comment: Some("ok".into()),
+                },
+            ),
+            (
+                json!({"type": "erase_customer"}),
+                C::EraseCustomer { reason: None },
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(command(body.clone()), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn an_open_reads_from_json_with_its_envelope() {
+        let open: super::Open = serde_json::from_value(json!({
+            "conversation_id": "conv-9",
+            "correlation_id": "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+            "on_behalf_of": {"tenant_id": "acme", "role": "customer", "subject": "cust-1"},
+            "customer_id": "cust-1", "channel": "sms", "priority": "low", "team_id": "t-1",
+            "required_skills": ["de"], "vip": true, "attributes": {"plan": "pro"},
+            "customer_name": "Ada", "customer_email": "ada@example.com"
+        }))
+        .unwrap();
+        let request = ConversationRequest::try_from(proto::ConversationCommand::from(open));
+        let request = request.unwrap();
+        assert_eq!(request.conversation.unwrap().as_str(), "conv-9");
+        assert_eq!(
+            request.correlation.0.to_string(),
+            "f47ac10b-58cc-4372-a567-0e02b2c3d479"
+        );
+        assert_eq!(
+            request.on_behalf_of,
+            Some(Principal::new(
+                TenantId::new("acme").unwrap(),
+                Role::Customer,
+                PrincipalId::new("cust-1").unwrap()
+            ))
+        );
+        assert_eq!(
+            request.command,
+            C::Open(OpenConversation {
+                customer_id: CustomerId::new("cust-1").unwrap(),
+                channel: Channel::Sms,
+                priority: Priority::Low,
+                team_id: Some(TeamId::new("t-1").unwrap()),
+                required_skills: vec![Label::new("de").unwrap()],
+                vip: true,
+                attributes: [("plan".to_owned(), "pro".to_owned())].into(),
+                customer_name: Some("Ada".into()),
+                customer_email: Some("ada@example.com".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn every_agent_command_reads_from_json() {
+        let cases = [
+            (
+                json!({"type": "set_status", "status": "online"}),
+                AgentCommand::SetStatus {
+                    status: AgentStatus::Online,
+                },
+            ),
+            (
+                json!({"type": "set_capacity", "max_conversations": 3}),
+                AgentCommand::SetCapacity {
+                    max_conversations: 3,
+                },
+            ),
+            (
+                json!({"type": "set_skills", "skills": ["de", "billing"]}),
+                AgentCommand::SetSkills {
+                    skills: vec![Label::new("de").unwrap(), Label::new("billing").unwrap()],
+                },
+            ),
+        ];
+        for (body, expected) in cases {
+            let parsed: super::AgentCommand = serde_json::from_value(body.clone()).unwrap();
+            let request = AgentRequest::try_from(parsed.into_proto("a-1".into())).unwrap();
+            assert_eq!(request.command, expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn the_open_command_is_not_a_conversation_command() {
+        let err = serde_json::from_value::<super::ConversationCommand>(
+            json!({"type": "open", "customer_id": "c", "channel": "web"}),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string().starts_with("unknown variant `open`"),
+            "{err}"
+        );
+    }
+}

@@ -368,3 +368,23 @@ async fn bodies_over_the_limit_are_too_large() {
     assert!(h.fake.calls().is_empty());
     h.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_lets_a_command_under_way_finish() {
+    let h = Harness::start().await;
+    let (addr, fake) = (h.http, std::sync::Arc::clone(&h.fake));
+    let under_way = tokio::spawn(async move {
+        post_json(
+            addr,
+            "/v1/conversations/slow/commands",
+            Some(BOSS),
+            message(),
+        )
+        .await
+    });
+    fake.entered.notified().await;
+    h.stop.send(()).unwrap();
+    fake.release.notify_one();
+    assert_eq!(under_way.await.unwrap().status, 200);
+    h.server.await.unwrap().unwrap();
+}

@@ -13,7 +13,7 @@ use switchboard_events::id::{
 };
 use switchboard_events::principal::{Principal, Role};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{Ack, Api, CommandHandler, ServeError, ServiceToken, StaticTokens, serve};
@@ -101,10 +101,13 @@ enum Call {
 }
 
 /// Answers by the conversation id: an id that is an error's code gets that error; an open
-/// of the id `retry` is a retry; anything else succeeds.
+/// of the id `retry` is a retry; `slow` waits for [`Fake::release`]; anything else succeeds.
 #[derive(Default)]
 struct Fake {
     calls: Mutex<Vec<Call>>,
+    /// Notified when a `slow` command has reached the handler.
+    entered: Notify,
+    release: Notify,
 }
 
 impl Fake {
@@ -128,6 +131,10 @@ impl CommandHandler for Fake {
             correlation,
         });
         let id = conversation.map_or_else(|| "conv-new".to_owned(), |c| c.to_string());
+        if id == "slow" {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
         if let Some(err) = every_error().into_iter().find(|e| e.code() == id) {
             return Err(err);
         }
