@@ -1,5 +1,23 @@
 //! The command API: the same commands over gRPC (tonic) and HTTP/JSON (axum), both answered by
 //! one [`CommandHandler`].
+//!
+//! A request goes the same way on either protocol: its message (the JSON body becomes the
+//! protobuf message first) is checked field by field in [`convert`], the caller is
+//! authenticated by an [`Authenticator`] (which also decides whether it may act on behalf of
+//! someone else), and the handler executes the command. A refusal at any step is an
+//! [`ApiError`], mapped once to an HTTP status and a gRPC code.
+
+pub mod auth;
+pub mod convert;
+mod error;
+pub mod grpc;
+pub mod http;
+mod server;
+
+pub use auth::{AuthError, Authenticator, ServiceToken, StaticTokens};
+pub use convert::{AgentRequest, ConversationRequest};
+pub use error::ApiError;
+pub use server::{Api, ServeError, serve};
 
 use switchboard_events::Seq;
 use switchboard_events::id::{AgentId, ConversationId, CorrelationId, MessageId};
@@ -41,3 +59,12 @@ pub trait CommandHandler: Send + Sync + 'static {
         correlation: CorrelationId,
     ) -> impl Future<Output = Result<Ack, CommandError>> + Send;
 }
+
+/// The generated protobuf types, gRPC server and client of `switchboard.ingest.v1`.
+#[allow(missing_debug_implementations, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("switchboard.ingest.v1");
+}
+
+#[cfg(test)]
+mod tests;

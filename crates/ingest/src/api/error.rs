@@ -1,0 +1,68 @@
+//! The one shape every refusal takes on the wire: a kind (which picks the HTTP status and the
+//! gRPC code), a stable code, and a message for people.
+
+use switchboard_events::status::StatusKind;
+
+use super::auth::AuthError;
+use crate::error::CommandError;
+
+/// A refused request, as either protocol answers it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ApiError {
+    pub kind: StatusKind,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: StatusKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusKind::InvalidArgument, "invalid_argument", message)
+    }
+
+    pub(crate) fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusKind::TooLarge, "too_large", message)
+    }
+
+    /// Turns the error into a gRPC status: the code from [`StatusKind::grpc`], the message,
+    /// and the stable code in the `switchboard-code` metadata.
+    pub fn to_status(&self) -> tonic::Status {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(
+            super::grpc::CODE_METADATA,
+            tonic::metadata::MetadataValue::from_static(self.code),
+        );
+        tonic::Status::with_metadata(
+            tonic::Code::from_i32(self.kind.grpc()),
+            self.message.clone(),
+            metadata,
+        )
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(err: CommandError) -> Self {
+        Self::new(err.status(), err.code(), err.to_string())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        Self::new(err.status(), err.code(), err.to_string())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

@@ -1,0 +1,169 @@
+//! The HTTP/JSON face of the command API, for integrations.
+//!
+//! | route | body | answer |
+//! | --- | --- | --- |
+//! | `POST /v1/conversations` | the open command's fields | 201 (200 for a retried open) + ack |
+//! | `POST /v1/conversations/{id}/commands` | a command tagged by `"type"` | 200 + ack |
+//! | `POST /v1/agents/{id}/commands` | an agent command tagged by `"type"` | 200 + ack |
+//! | `GET /healthz` | | 200 `ok` |
+//!
+//! Callers send `Authorization: Bearer <token>`. Every error, including an unknown route, a
+//! malformed or oversized body, answers `{"code": "...", "message": "..."}` with the status of
+//! its kind.
+
+mod json;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::LengthLimitError;
+use serde::de::DeserializeOwned;
+use switchboard_events::status::StatusKind;
+
+pub use self::json::{AckBody, ErrorBody};
+use super::CommandHandler;
+use super::auth::{Authenticator, bearer};
+use super::convert::{AgentRequest, ConversationRequest};
+use super::error::ApiError;
+use super::proto;
+use super::server::Api;
+
+/// The routes of the HTTP API.
+pub fn router<H: CommandHandler, A: Authenticator>(api: Api<H, A>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/conversations", post(open::<H, A>))
+        .route(
+            "/v1/conversations/{id}/commands",
+            post(conversation::<H, A>),
+        )
+        .route("/v1/agents/{id}/commands", post(agent::<H, A>))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(api)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.kind.http()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if self.kind == StatusKind::Unauthenticated {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusKind::NotFound,
+        "not_found",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> Response {
+    let error = ErrorBody {
+        code: "method_not_allowed".into(),
+        message: format!("{} does not take {method}", uri.path()),
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(error)).into_response()
+}
+
+fn token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    Ok(bearer(
+        headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+    )?)
+}
+
+fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|rejection| ApiError::invalid(format!("bad path: {}", rejection.body_text())))
+}
+
+/// Reads a JSON body of at most `limit` bytes. A body announced larger is refused before it
+/// is read.
+async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(len) = announced.filter(|&len| len > limit as u64) {
+        return Err(ApiError::too_large(format!(
+            "the request body is {len} bytes, the limit is {limit}"
+        )));
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let source = std::error::Error::source(&err);
+        if source.is_some_and(|s| s.is::<LengthLimitError>()) {
+            ApiError::too_large(format!(
+                "the request body is larger than the limit of {limit} bytes"
+            ))
+        } else {
+            ApiError::invalid(format!("could not read the request body: {err}"))
+        }
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|err| ApiError::invalid(format!("malformed JSON body: {err}")))
+}
+
+async fn open<H: CommandHandler, A: Authenticator>(
+    State(api): State<Api<H, A>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, axum::Json<AckBody>), ApiError> {
+    let token = token(&headers)?;
+    let open: json::Open = read_json(&headers, body, api.max_body_bytes()).await?;
+    let request = ConversationRequest::try_from(proto::ConversationCommand::from(open))?;
+    let ack = api.conversation(token, request).await?;
+    let status = if ack.unchanged {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, axum::Json(AckBody::conversation(ack))))
+}
+
+async fn conversation<H: CommandHandler, A: Authenticator>(
+    State(api): State<Api<H, A>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<AckBody>, ApiError> {
+    let token = token(&headers)?;
+    let id = path_id(path)?;
+    let command: json::ConversationCommand =
+        read_json(&headers, body, api.max_body_bytes()).await?;
+    let request = ConversationRequest::try_from(command.into_proto(id)?)?;
+    let ack = api.conversation(token, request).await?;
+    Ok(axum::Json(AckBody::conversation(ack)))
+}
+
+async fn agent<H: CommandHandler, A: Authenticator>(
+    State(api): State<Api<H, A>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<AckBody>, ApiError> {
+    let token = token(&headers)?;
+    let id = path_id(path)?;
+    let command: json::AgentCommand = read_json(&headers, body, api.max_body_bytes()).await?;
+    let request = AgentRequest::try_from(command.into_proto(id))?;
+    let ack = api.agent(token, request).await?;
+    Ok(axum::Json(AckBody::agent(ack)))
+}
