@@ -9,20 +9,28 @@
 //!   [`Router::queue`] gives positions and wait estimates ([`estimate`]), [`Router::admit`]
 //!   sheds load.
 //! - [`RoutingConfig`] is a tenant's policy, no-answer timeout, business hours and queue limit.
+//! - [`driver::start`] runs the routers as a task over the event log and a command handler;
+//!   its [`RouterHandle`] gives the [`Admission`] gate and the [`QueueSignal`] broadcast.
 
+pub mod clock;
 pub mod config;
 pub mod decide;
+pub mod driver;
 pub mod estimate;
 pub mod hours;
 mod router;
+pub mod signals;
 pub mod state;
 
 #[cfg(test)]
 mod tests;
 
+pub use clock::Clock;
 pub use config::{Distribution, RoutingConfig, RoutingConfigs};
 pub use decide::{Decision, Need};
+pub use driver::{DriverConfig, RouterHandle};
 pub use estimate::QueueEntry;
 pub use hours::{BusinessHours, Opening, Weekday};
 pub use router::Router;
+pub use signals::{Admission, QueueSignal};
 pub use state::TenantState;

@@ -2,6 +2,7 @@
 //! turns the router's decisions into the events the writer would append, so a test reads as a
 //! story of events and decisions, and its log can be replayed.
 
+mod driver;
 mod policy;
 mod replay;
 mod rules;
@@ -193,39 +194,43 @@ impl Given {
     pub fn route(&mut self) -> Vec<String> {
         let decisions = self.router.decide(self.now);
         for decision in &decisions {
-            let id = decision.conversation().to_string();
-            let payload: ConversationPayload = match decision {
-                Decision::Assign {
-                    agent,
-                    policy,
-                    previous,
-                    ..
-                } => AgentAssigned {
-                    agent_id: agent.clone(),
-                    policy: *policy,
-                    previous_agent_id: previous.clone(),
-                }
-                .into(),
-                Decision::Queue { team, reason, .. } => ConversationQueued {
-                    team_id: team.clone(),
-                    reason: Some(reason.clone()),
-                }
-                .into(),
-                Decision::PostOfflineMessage { client_msg_id, .. } => MessagePosted {
-                    message_id: MessageId::new(format!("m-{client_msg_id}")).unwrap(),
-                    client_msg_id: client_msg_id.clone(),
-                    body: fixtures::sealed(1, "closed"),
-                    attachments: vec![],
-                    private_note: false,
-                }
-                .into(),
-            };
-            let router = Actor::new(ActorKind::System, "router").unwrap();
-            self.event(&id, router, payload);
-            let seq = Seq(self.seqs[&format!("conversation/{id}")]);
-            self.router.settle(decision.conversation(), seq);
+            self.carry_out(decision, Actor::new(ActorKind::System, "router").unwrap());
+            let id = decision.conversation();
+            let seq = self.router.state().conversations[id].last_seq;
+            self.router.settle(id, seq);
         }
         decisions.iter().map(summary).collect()
+    }
+
+    /// Appends the event a decision becomes.
+    pub fn carry_out(&mut self, decision: &Decision, actor: Actor) {
+        let payload: ConversationPayload = match decision {
+            Decision::Assign {
+                agent,
+                policy,
+                previous,
+                ..
+            } => AgentAssigned {
+                agent_id: agent.clone(),
+                policy: *policy,
+                previous_agent_id: previous.clone(),
+            }
+            .into(),
+            Decision::Queue { team, reason, .. } => ConversationQueued {
+                team_id: team.clone(),
+                reason: Some(reason.clone()),
+            }
+            .into(),
+            Decision::PostOfflineMessage { client_msg_id, .. } => MessagePosted {
+                message_id: MessageId::new(format!("m-{client_msg_id}")).unwrap(),
+                client_msg_id: client_msg_id.clone(),
+                body: fixtures::sealed(1, "closed"),
+                attachments: vec![],
+                private_note: false,
+            }
+            .into(),
+        };
+        self.event(decision.conversation().as_str(), actor, payload);
     }
 }
 
