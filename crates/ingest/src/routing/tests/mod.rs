@@ -3,6 +3,7 @@
 //! story of events and decisions, and its log can be replayed.
 
 mod driver;
+mod end_to_end;
 mod policy;
 mod replay;
 mod rules;
