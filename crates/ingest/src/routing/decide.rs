@@ -192,7 +192,7 @@ impl Router {
         let timeout = micros(self.config.no_answer_timeout);
         let mut demands = Vec::new();
         for (id, c) in &self.state.conversations {
-            if self.in_flight.contains_key(id) {
+            if self.in_flight.contains_key(id) || self.refused.get(id) == Some(&c.last_seq) {
                 continue;
             }
             if c.is_waiting() {

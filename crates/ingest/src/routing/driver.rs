@@ -3,8 +3,9 @@
 //! [`CommandHandler`], waking on its own for no-answer deadlines and business hours.
 //!
 //! A decision stays in flight from its command until its events come back through the tail
-//! (see [`Router::settle`]), so nothing is decided twice; a failed command is decided again
-//! at the next round, at the latest [`RETRY_AFTER`] later. After a restart the log alone
+//! (see [`Router::settle`]), so nothing is decided twice. A command that failed for a passing
+//! reason is decided again at the next round, at the latest [`RETRY_AFTER`] later; one the
+//! writer refused by its rules waits for the conversation's next event. After a restart the log alone
 //! says what was decided: the rebuilt routers decide only what is still undone.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -265,10 +266,14 @@ impl<H: CommandHandler> Driver<H> {
                 for (conversation, result) in results.await {
                     match result {
                         Ok(ack) => router.settle(&conversation, ack.seq),
-                        Err(e) => {
+                        Err(e) if e.retriable() => {
                             tracing::warn!(%tenant, %conversation, error = %e, "routing decision failed; it is decided again");
                             router.abandon(&conversation);
                             failed = true;
+                        }
+                        Err(e) => {
+                            tracing::warn!(%tenant, %conversation, error = %e, "routing decision refused; the conversation waits for its next event");
+                            router.refuse(&conversation);
                         }
                     }
                 }

@@ -29,6 +29,9 @@ pub struct Router {
     pub(crate) config: RoutingConfig,
     pub(crate) state: TenantState,
     pub(crate) in_flight: BTreeMap<ConversationId, InFlight>,
+    /// Conversations whose last decision the writer refused, at the seq they had then: not
+    /// decided again until something happens to them.
+    pub(crate) refused: BTreeMap<ConversationId, Seq>,
     pub(crate) issued: u64,
 }
 
@@ -39,6 +42,7 @@ impl Router {
             config,
             state: TenantState::default(),
             in_flight: BTreeMap::new(),
+            refused: BTreeMap::new(),
             issued: 0,
         }
     }
@@ -63,6 +67,11 @@ impl Router {
     pub fn apply_conversation(&mut self, event: &ConversationEvent) {
         self.state.apply_conversation(event);
         let id = &event.envelope.conversation_id;
+        if let (Some(seq), Some(c)) = (self.refused.get(id), self.state.conversations.get(id))
+            && *seq != c.last_seq
+        {
+            self.refused.remove(id);
+        }
         if let (Some(flight), Some(c)) = (self.in_flight.get(id), self.state.conversations.get(id))
             && flight.until_seq.is_some_and(|seq| c.last_seq >= seq)
         {
@@ -87,9 +96,19 @@ impl Router {
         }
     }
 
-    /// A decision on `conversation` failed: decide it again next time.
+    /// A decision on `conversation` failed for a passing reason (the log was unavailable, the
+    /// writer overloaded): decide it again next time.
     pub fn abandon(&mut self, conversation: &ConversationId) {
         self.in_flight.remove(conversation);
+    }
+
+    /// The writer refused a decision on `conversation` for good (its rules say no): it is not
+    /// decided again until its next event, so a refusal does not repeat forever.
+    pub fn refuse(&mut self, conversation: &ConversationId) {
+        self.in_flight.remove(conversation);
+        if let Some(c) = self.state.conversations.get(conversation) {
+            self.refused.insert(conversation.clone(), c.last_seq);
+        }
     }
 
     /// Whether decisions are in flight.

@@ -2,6 +2,7 @@
 //! writer turns the router's commands into events and feeds them back. Nothing here does I/O,
 //! so tokio's clock only moves when the driver waits for a deadline.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ struct FakeWriter {
     start: Timestamp,
     forward: mpsc::Sender<AnyEvent>,
     commands: watch::Sender<Vec<String>>,
+    /// How many commands to fail, first, as an unavailable log would.
+    failures: AtomicUsize,
 }
 
 impl CommandHandler for FakeWriter {
@@ -33,6 +36,12 @@ impl CommandHandler for FakeWriter {
         _correlation: CorrelationId,
     ) -> Result<Ack, CommandError> {
         let id = conversation.expect("the router names the conversation");
+        let fail = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if fail.is_ok() {
+            return Err(CommandError::Unavailable("the log is down".to_owned()));
+        }
         let now = self.clock.now();
         let (event, seq, line) = {
             let mut g = self.given.lock().unwrap_or_else(PoisonError::into_inner);
@@ -96,6 +105,10 @@ struct Harness {
 }
 
 fn harness(config: RoutingConfig, start: Timestamp) -> Harness {
+    harness_failing(config, start, 0)
+}
+
+fn harness_failing(config: RoutingConfig, start: Timestamp, failures: usize) -> Harness {
     let mut g = given(config.clone());
     g.now = start;
     let given = Arc::new(Mutex::new(g));
@@ -108,6 +121,7 @@ fn harness(config: RoutingConfig, start: Timestamp) -> Harness {
         start,
         forward: forward.clone(),
         commands,
+        failures: AtomicUsize::new(failures),
     };
     let driver_config = DriverConfig {
         routing: RoutingConfigs::new(config),
@@ -246,4 +260,18 @@ async fn waiting_customers_get_positions_and_a_full_queue_sheds_load() {
     }
     assert_eq!(admission.admit(&tenant), Ok(()), "c1 left the queue");
     assert_eq!(h.commands(3).await[2], "assign c1 to a1 (RoundRobin) at 0s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_decision_that_failed_is_tried_again() {
+    let mut h = harness_failing(RoutingConfig::default(), secs(0), 2);
+    h.when(|g| {
+        g.online("a1", 5, &[]).open("c1");
+    })
+    .await;
+    assert_eq!(
+        h.commands(1).await,
+        ["assign c1 to a1 (RoundRobin) at 2s"],
+        "tried at once, after a second, and again after another"
+    );
 }

@@ -202,3 +202,18 @@ fn decisions_in_flight_are_not_taken_twice() {
         "a failed decision is decided again"
     );
 }
+
+#[test]
+fn a_refused_decision_waits_for_the_conversation_to_change() {
+    let mut g = given(RoutingConfig::default());
+    g.online("a1", 5, &[]).open("c1");
+    assert_eq!(g.decide(), ["assign c1 to a1 (RoundRobin)"]);
+    g.router.refuse(&conv("c1"));
+    assert_eq!(g.decide(), Vec::<String>::new(), "not repeated");
+    g.at(1).event(
+        "c1",
+        Actor::new(ActorKind::Customer, "cust-1").unwrap(),
+        ConversationTagged { tag: label("x") }.into(),
+    );
+    assert_eq!(g.decide(), ["assign c1 to a1 (RoundRobin)"]);
+}
