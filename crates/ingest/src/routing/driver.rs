@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use switchboard_events::id::{ConversationId, CorrelationId, PrincipalId, TenantId};
 use switchboard_events::principal::{Principal, Role};
-use switchboard_events::{AgentEvent, AnyEvent, ConversationEvent, Timestamp, Topic};
-use switchboard_log::{EventLog, LogError, Record, StartAt};
+use switchboard_events::{AnyEvent, Timestamp, Topic};
+use switchboard_log::{EventLog, LogError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -24,6 +24,7 @@ use crate::error::CommandError;
 use crate::routing::clock::Clock;
 use crate::routing::config::{RoutingConfigs, micros};
 use crate::routing::decide::Decision;
+use crate::routing::follow::{decode, follow};
 use crate::routing::router::Router;
 use crate::routing::signals::{Admission, Publisher, QueueSignal};
 
@@ -306,10 +307,12 @@ async fn execute<H: CommandHandler>(
     }
     let principal = Principal::new(tenant.clone(), Role::Service, subject.clone());
     let mut running = JoinSet::new();
+    let mut tasks = BTreeMap::new();
     for (conversation, decisions) in by_conversation {
         let handler = handler.clone();
         let principal = principal.clone();
-        running.spawn(async move {
+        let task_conversation = conversation.clone();
+        let task = running.spawn(async move {
             let mut last = Err(CommandError::Internal("no decision".to_owned()));
             for decision in decisions {
                 let correlation = CorrelationId(uuid::Uuid::now_v7());
@@ -327,12 +330,19 @@ async fn execute<H: CommandHandler>(
             }
             (conversation, last)
         });
+        tasks.insert(task.id(), task_conversation);
     }
     let mut results = Vec::new();
     while let Some(done) = running.join_next().await {
         match done {
             Ok(result) => results.push(result),
-            Err(e) => tracing::error!(%tenant, error = %e, "a routing command task failed"),
+            Err(e) => {
+                tracing::error!(%tenant, error = %e, "a routing command task failed");
+                if let Some(conversation) = tasks.remove(&e.id()) {
+                    let failed = CommandError::Unavailable("the command task failed".to_owned());
+                    results.push((conversation, Err(failed)));
+                }
+            }
         }
     }
     results
@@ -341,59 +351,5 @@ async fn execute<H: CommandHandler>(
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     if let Some(at) = at {
         tokio::time::sleep_until(at).await;
-    }
-}
-
-fn decode(topic: Topic, record: &Record) -> Option<AnyEvent> {
-    let decoded = match topic {
-        Topic::Conversations => {
-            ConversationEvent::decode(&record.value).map(AnyEvent::Conversation)
-        }
-        Topic::Agents => AgentEvent::decode(&record.value).map(AnyEvent::Agent),
-    };
-    match decoded {
-        Ok(event) => Some(event),
-        Err(e) => {
-            tracing::warn!(topic = topic.name(), partition = record.partition, offset = record.offset, error = %e, "routing skips an undecodable event");
-            None
-        }
-    }
-}
-
-/// Follows one partition from `next`, forwarding its events; on a log error it waits and
-/// resumes where it stopped.
-async fn follow(
-    log: Arc<dyn EventLog>,
-    topic: Topic,
-    partition: u32,
-    mut next: u64,
-    forward: mpsc::Sender<AnyEvent>,
-) {
-    loop {
-        match log
-            .tail(topic.name(), partition, StartAt::Offset(next))
-            .await
-        {
-            Ok(mut tail) => loop {
-                match tail.next().await {
-                    Ok(record) => {
-                        next = record.offset + 1;
-                        if let Some(event) = decode(topic, &record)
-                            && forward.send(event).await.is_err()
-                        {
-                            return; // the driver stopped
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(topic = topic.name(), partition, error = %e, "routing lost its tail; resuming");
-                        break;
-                    }
-                }
-            },
-            Err(e) => {
-                tracing::warn!(topic = topic.name(), partition, error = %e, "routing cannot tail; retrying");
-            }
-        }
-        tokio::time::sleep(RETRY_AFTER).await;
     }
 }

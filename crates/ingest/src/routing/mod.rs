@@ -17,6 +17,7 @@ pub mod config;
 pub mod decide;
 pub mod driver;
 pub mod estimate;
+mod follow;
 pub mod hours;
 mod router;
 pub mod signals;
