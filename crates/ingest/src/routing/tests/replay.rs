@@ -126,3 +126,30 @@ fn a_rebuilt_router_decides_what_the_original_would() {
     assert!(!original.is_empty(), "a2 going offline moves something");
     assert_eq!(replayed.decide(later), original);
 }
+
+proptest::proptest! {
+    /// Partitions read in any interleaving (each stream in its own order) rebuild one state.
+    #[test]
+    fn any_interleaving_of_streams_rebuilds_the_same_state(
+        picks in proptest::collection::vec(0usize..64, 0..256)
+    ) {
+        let g = afternoon();
+        let mut streams: BTreeMap<String, std::collections::VecDeque<&AnyEvent>> = BTreeMap::new();
+        for event in &g.log {
+            streams.entry(stream(event)).or_default().push_back(event);
+        }
+        let mut queues: Vec<_> = streams.into_values().collect();
+        let mut merged = Vec::with_capacity(g.log.len());
+        let mut picks = picks.into_iter();
+        while !queues.is_empty() {
+            let index = picks.next().unwrap_or(0) % queues.len();
+            merged.extend(queues[index].pop_front());
+            if queues[index].is_empty() {
+                queues.remove(index);
+            }
+        }
+        proptest::prop_assert_eq!(merged.len(), g.log.len());
+        let router = rebuilt(merged);
+        proptest::prop_assert_eq!(router.state(), g.router.state());
+    }
+}
