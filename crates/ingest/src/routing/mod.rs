@@ -21,5 +21,5 @@ pub use driver::{DriverConfig, RouterHandle};
 pub use estimate::QueueEntry;
 pub use hours::{BusinessHours, Opening, Weekday};
 pub use router::Router;
-pub use signals::{Admission, QueueSignal};
+pub use signals::{Admission, Admitting, QueueSignal};
 pub use state::TenantState;

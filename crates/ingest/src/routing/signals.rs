@@ -7,9 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use switchboard_events::Timestamp;
-use switchboard_events::id::{ConversationId, TenantId};
+use switchboard_events::id::{AgentId, ConversationId, CorrelationId, TenantId};
+use switchboard_events::principal::Principal;
 use tokio::sync::broadcast;
 
+use crate::api::{Ack, CommandHandler};
+use crate::command::{AgentCommand, ConversationCommand};
 use crate::error::CommandError;
 use crate::routing::estimate::QueueEntry;
 use crate::routing::router::{Router, admit};
@@ -52,6 +55,50 @@ impl Admission {
             router.tenant().clone(),
             (router.waiting_count(), router.config().queue_limit),
         );
+    }
+}
+
+/// A command handler that asks the [`Admission`] gate before every open and passes everything
+/// else through: what the command API serves, in front of the writer. (The router itself talks
+/// to the writer directly; it never opens.)
+#[derive(Clone, Debug)]
+pub struct Admitting<H> {
+    inner: H,
+    admission: Admission,
+}
+
+impl<H> Admitting<H> {
+    pub fn new(inner: H, admission: Admission) -> Self {
+        Self { inner, admission }
+    }
+}
+
+impl<H: CommandHandler> CommandHandler for Admitting<H> {
+    async fn conversation(
+        &self,
+        principal: Principal,
+        conversation: Option<ConversationId>,
+        command: ConversationCommand,
+        correlation: CorrelationId,
+    ) -> Result<Ack, CommandError> {
+        if let ConversationCommand::Open(_) = command {
+            self.admission.admit(&principal.tenant)?;
+        }
+        self.inner
+            .conversation(principal, conversation, command, correlation)
+            .await
+    }
+
+    async fn agent(
+        &self,
+        principal: Principal,
+        agent: AgentId,
+        command: AgentCommand,
+        correlation: CorrelationId,
+    ) -> Result<Ack, CommandError> {
+        self.inner
+            .agent(principal, agent, command, correlation)
+            .await
     }
 }
 

@@ -14,6 +14,7 @@ use switchboard_log::{EventLog, StartAt};
 use super::*;
 use crate::api::CommandHandler;
 use crate::command::{AgentCommand, ConversationCommand, OpenConversation};
+use crate::error::CommandError;
 use crate::writer::keys::InMemoryKeys;
 use crate::writer::{Writer, WriterConfig};
 
@@ -25,7 +26,7 @@ fn correlation() -> CorrelationId {
     CorrelationId(Uuid::now_v7())
 }
 
-async fn open(writer: &Writer) -> ConversationId {
+async fn open(handler: &impl CommandHandler) -> Result<ConversationId, CommandError> {
     let o = opened();
     let command = ConversationCommand::Open(OpenConversation {
         customer_id: o.customer_id,
@@ -38,16 +39,15 @@ async fn open(writer: &Writer) -> ConversationId {
         customer_name: None,
         customer_email: None,
     });
-    let ack = writer
+    let ack = handler
         .conversation(
             principal(Role::Customer, "cust-1"),
             None,
             command,
             correlation(),
         )
-        .await
-        .unwrap();
-    ConversationId::new(ack.stream_id).unwrap()
+        .await?;
+    Ok(ConversationId::new(ack.stream_id).unwrap())
 }
 
 /// The conversation's events in the log, up to and including its first assignment.
@@ -102,11 +102,8 @@ fn assignments(events: &[ConversationEvent]) -> Vec<(AgentId, AssignmentPolicy, 
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_online_agent_gets_a_new_conversation_and_the_assignment_is_in_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let log: Arc<dyn EventLog> =
-        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir.path())).unwrap());
+async fn writer(dir: &std::path::Path) -> (Arc<dyn EventLog>, Writer) {
+    let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir)).unwrap());
     let config = WriterConfig {
         conversation_partitions: 4,
         agent_partitions: 2,
@@ -115,6 +112,13 @@ async fn an_online_agent_gets_a_new_conversation_and_the_assignment_is_in_the_lo
     let writer = Writer::start(log.clone(), Arc::new(InMemoryKeys::default()), config)
         .await
         .unwrap();
+    (log, writer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_agent_gets_a_new_conversation_and_the_assignment_is_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer) = writer(dir.path()).await;
     let online = AgentCommand::SetStatus {
         status: AgentStatus::Online,
     };
@@ -138,7 +142,7 @@ async fn an_online_agent_gets_a_new_conversation_and_the_assignment_is_in_the_lo
     )
     .await
     .unwrap();
-    let first = open(&writer).await;
+    let first = open(&writer).await.unwrap();
     let events = until_assigned(log.as_ref(), &first).await;
     assert_eq!(
         assignments(&events),
@@ -161,7 +165,7 @@ async fn an_online_agent_gets_a_new_conversation_and_the_assignment_is_in_the_lo
     )
     .await
     .unwrap();
-    let second = open(&writer).await;
+    let second = open(&writer).await.unwrap();
     let events = until_assigned(log.as_ref(), &second).await;
     assert_eq!(
         assignments(&events),
@@ -171,6 +175,46 @@ async fn an_online_agent_gets_a_new_conversation_and_the_assignment_is_in_the_lo
         assignments(&history(log.as_ref(), &first).await).len(),
         1,
         "decided once, whatever the restarts"
+    );
+    router.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_new_conversations_with_a_clear_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer) = writer(dir.path()).await;
+    let config = DriverConfig {
+        routing: RoutingConfigs::new(RoutingConfig {
+            queue_limit: 1,
+            ..RoutingConfig::default()
+        }),
+        ..DriverConfig::default()
+    };
+    let router =
+        crate::routing::driver::start(log, Arc::new(writer.clone()), config, Clock::system())
+            .await
+            .unwrap();
+    let mut signals = router.subscribe();
+    let api = Admitting::new(writer, router.admission());
+
+    let first = open(&api).await.unwrap();
+    let waits = async {
+        loop {
+            if let QueueSignal::Waiting { entry, .. } = signals.recv().await.unwrap()
+                && entry.conversation == first
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), waits)
+        .await
+        .expect("the router sees the first conversation wait");
+    let refused = open(&api).await.unwrap_err();
+    assert_eq!(refused, CommandError::Overloaded);
+    assert_eq!(
+        refused.to_string(),
+        "we are very busy, please try again later"
     );
     router.stop().await;
 }
