@@ -203,7 +203,9 @@ impl<H: CommandHandler> Driver<H> {
                 event = events.recv() => {
                     let Some(event) = event else { return };
                     self.apply(event);
-                    while let Ok(event) = events.try_recv() {
+                    // A batch, bounded so that a flood of events still leaves room for rounds.
+                    for _ in 0..INPUT_DEPTH {
+                        let Ok(event) = events.try_recv() else { break };
                         self.apply(event);
                     }
                 }
