@@ -26,14 +26,22 @@ fn token(i: usize) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
     let clients = args.first().copied().unwrap_or(64);
     let seconds = args.get(1).copied().unwrap_or(10) as u64;
     let conversations = args.get(2).copied().unwrap_or(clients).max(1);
 
     let dir = tempfile::tempdir()?;
     let log = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir.path()))?);
-    let writer = Writer::start(log.clone(), Arc::new(InMemoryKeys::default()), WriterConfig::default()).await?;
+    let writer = Writer::start(
+        log.clone(),
+        Arc::new(InMemoryKeys::default()),
+        WriterConfig::default(),
+    )
+    .await?;
     let tenant = TenantId::new("loadtest")?;
     let tokens = (0..conversations).map(|i| ServiceToken {
         token: token(i),
@@ -90,7 +98,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ..Default::default()
                 };
                 let sent = Instant::now();
-                client.execute(authorized(command, i)).await.expect("acknowledged");
+                client
+                    .execute(authorized(command, i))
+                    .await
+                    .expect("acknowledged");
                 latencies.push(sent.elapsed().as_micros() as u32);
             }
             latencies
@@ -118,9 +129,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn authorized(command: proto::ConversationCommand, customer: usize) -> Request<proto::ConversationCommand> {
+fn authorized(
+    command: proto::ConversationCommand,
+    customer: usize,
+) -> Request<proto::ConversationCommand> {
     let mut request = Request::new(command);
-    let value: MetadataValue<_> = format!("Bearer {}", token(customer)).parse().expect("ascii");
+    let value: MetadataValue<_> = format!("Bearer {}", token(customer))
+        .parse()
+        .expect("ascii");
     request.metadata_mut().insert("authorization", value);
     request
 }

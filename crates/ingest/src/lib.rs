@@ -6,6 +6,7 @@ pub mod api;
 pub mod command;
 pub mod conversation;
 pub mod error;
+pub mod routing;
 pub mod writer;
 
 pub use command::{AgentCommand, ConversationCommand, Limits};

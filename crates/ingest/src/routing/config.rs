@@ -1,0 +1,95 @@
+//! How a tenant routes: the configuration a supervisor sets, with defaults that suit a small
+//! support team.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use switchboard_events::id::TenantId;
+
+use crate::routing::hours::BusinessHours;
+
+/// How the router spreads conversations over the agents that can take them.
+///
+/// Skills matching and the VIP-first, priority, longest-waiting order apply under both.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Distribution {
+    /// Each conversation goes to the agent who was given one least recently, so agents take
+    /// turns. Ties (agents never given one) go by agent id.
+    #[default]
+    RoundRobin,
+    /// Each conversation goes to the agent with the fewest open conversations; ties go to the
+    /// agent given one least recently, then by agent id.
+    LeastBusy,
+}
+
+/// A tenant's routing configuration.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RoutingConfig {
+    /// Round robin (the default) or least busy.
+    pub distribution: Distribution,
+    /// How long an assigned agent has to write to the customer before the conversation moves
+    /// to another agent. Default: 2 minutes.
+    pub no_answer_timeout: Duration,
+    /// When the tenant's support is open; `None` (the default) is always open.
+    pub business_hours: Option<BusinessHours>,
+    /// What a customer who writes outside business hours is told, once per conversation.
+    pub offline_message: String,
+    /// The most conversations that may wait in the tenant's queue. A new conversation is
+    /// refused ("we are very busy, please try again later") while this many wait.
+    /// Default: 200.
+    pub queue_limit: usize,
+    /// The conversations an agent may hold until they set a capacity of their own. Default: 3.
+    pub default_capacity: u32,
+    /// How long a conversation takes an agent, for wait estimates while too few recent
+    /// assignments are known. Default: 5 minutes.
+    pub expected_handle_time: Duration,
+    /// Assignments older than this do not count towards the wait estimate. Default: 30 minutes.
+    pub estimate_window: Duration,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            distribution: Distribution::RoundRobin,
+            no_answer_timeout: Duration::from_secs(120),
+            business_hours: None,
+            offline_message: "Thanks for your message! We are closed right now; an agent will \
+                              answer as soon as we open."
+                .to_owned(),
+            queue_limit: 200,
+            default_capacity: 3,
+            expected_handle_time: Duration::from_secs(300),
+            estimate_window: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// Every tenant's routing configuration: the tenant's own, or the default.
+#[derive(Clone, Debug, Default)]
+pub struct RoutingConfigs {
+    pub default: RoutingConfig,
+    pub tenants: HashMap<TenantId, RoutingConfig>,
+}
+
+impl RoutingConfigs {
+    pub fn new(default: RoutingConfig) -> Self {
+        Self {
+            default,
+            tenants: HashMap::new(),
+        }
+    }
+
+    pub fn with_tenant(mut self, tenant: TenantId, config: RoutingConfig) -> Self {
+        self.tenants.insert(tenant, config);
+        self
+    }
+
+    pub fn get(&self, tenant: &TenantId) -> &RoutingConfig {
+        self.tenants.get(tenant).unwrap_or(&self.default)
+    }
+}
+
+/// A duration in the microseconds timestamps count in, saturating.
+pub(crate) fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
