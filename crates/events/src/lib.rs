@@ -26,6 +26,7 @@ pub mod personal;
 pub mod principal;
 pub mod registry;
 pub mod status;
+pub mod token;
 
 pub use agent::{AgentEvent, AgentPayload};
 pub use codec::{AnyEvent, decode_any};
