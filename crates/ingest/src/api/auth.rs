@@ -384,3 +384,36 @@ mod tests {
         );
     }
 }
+
+/// End users with JWTs from the tenant's identity provider, and services with static tokens:
+/// a token that is one of the configured service tokens is a service, anything else must be a
+/// valid JWT.
+#[derive(Debug)]
+pub struct JwtOrTokens {
+    pub jwt: switchboard_events::token::TokenVerifier,
+    pub services: StaticTokens,
+}
+
+impl Authenticator for JwtOrTokens {
+    async fn authenticate(
+        &self,
+        token: Option<&str>,
+        on_behalf_of: Option<Principal>,
+    ) -> Result<Principal, AuthError> {
+        let token = token.ok_or(AuthError::MissingToken)?;
+        match self
+            .services
+            .authenticate(Some(token), on_behalf_of.clone())
+            .await
+        {
+            Err(AuthError::InvalidToken) => {
+                let user = self
+                    .jwt
+                    .verify(token)
+                    .map_err(|_| AuthError::InvalidToken)?;
+                act_as(user, on_behalf_of, false)
+            }
+            other => other,
+        }
+    }
+}

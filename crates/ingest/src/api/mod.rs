@@ -14,7 +14,7 @@ pub mod grpc;
 pub mod http;
 mod server;
 
-pub use auth::{AuthError, Authenticator, ServiceToken, StaticTokens};
+pub use auth::{AuthError, Authenticator, JwtOrTokens, ServiceToken, StaticTokens};
 pub use convert::{AgentRequest, ConversationRequest};
 pub use error::ApiError;
 pub use server::{Api, ServeError, serve};

@@ -96,3 +96,38 @@ impl Sealer for KeySealer<'_> {
         }
     }
 }
+
+/// The data keys of the read-model store: created on first use, destroyed for good.
+#[derive(Debug, Clone)]
+pub struct StoreKeys(pub std::sync::Arc<dyn switchboard_store::ReadModels>);
+
+impl DataKeys for StoreKeys {
+    fn key<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<Option<DataKey>, CommandError>> {
+        Box::pin(async move {
+            match self.0.create_data_key(tenant, customer).await {
+                Ok(key) => Ok(Some(key)),
+                Err(switchboard_store::StoreError::KeyErased { .. }) => Ok(None),
+                Err(e) => Err(CommandError::Unavailable(format!(
+                    "the key store failed: {e}"
+                ))),
+            }
+        })
+    }
+
+    fn destroy<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<(), CommandError>> {
+        Box::pin(async move {
+            self.0
+                .destroy_data_key(tenant, customer)
+                .await
+                .map_err(|e| CommandError::Unavailable(format!("the key store failed: {e}")))
+        })
+    }
+}
