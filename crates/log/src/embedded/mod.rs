@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 pub use self::config::{Durability, EmbeddedConfig, Recovery, Retention};
 use self::groups::Groups;
 use self::partition::{TopicState, Topics, check_name};
+pub use self::writer::EmbeddedStats;
 use self::writer::{Request, Writer};
 use crate::error::{LogError, Result};
 use crate::port::{AppendOptions, EventLog, GroupMember, OffsetRange, StartAt, Tail, TopicSpec};
@@ -58,6 +59,11 @@ impl EmbeddedLog {
                 groups,
             }),
         })
+    }
+
+    /// The writer's counters since the log opened.
+    pub fn stats(&self) -> EmbeddedStats {
+        self.inner.writer.stats()
     }
 
     /// Finishes queued appends and stops the writer; later appends fail.

@@ -132,6 +132,16 @@ async fn concurrent_appenders_share_fsyncs_and_all_land() {
         total += log.read("t", p, 0, 10_000).await.unwrap().len();
     }
     assert_eq!(total, 64 * 20);
+    let stats = log.stats();
+    assert_eq!((stats.appends, stats.records), (64 * 20, 64 * 20));
+    assert!(
+        stats.groups < stats.appends,
+        "appends were grouped: {stats:?}"
+    );
+    assert!(
+        stats.fsyncs <= stats.groups * 4,
+        "at most one fsync per partition per group: {stats:?}"
+    );
 }
 
 #[tokio::test]

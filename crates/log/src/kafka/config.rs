@@ -61,9 +61,10 @@ impl KafkaConfig {
         config
     }
 
-    /// The producer: idempotent, acks from all in-sync replicas, Kafka's
-    /// murmur2 partitioner, bounded in-flight requests.
-    pub(crate) fn producer(&self) -> ClientConfig {
+    /// The librdkafka settings of the producer: idempotent, acks from all
+    /// in-sync replicas, Kafka's murmur2 partitioner, bounded in-flight
+    /// requests. Public so that a plain producer can be compared with ours.
+    pub fn producer(&self) -> ClientConfig {
         let mut config = self.base();
         config
             .set("enable.idempotence", "true")
