@@ -3,7 +3,7 @@
 //! ```text
 //! logbench fsync   [--dir D] [--seconds S]
 //! logbench append  [--dir D] [--seconds S] [--appenders 1,16,256] [--partitions 1]
-//! logbench latency [--dir D] [--seconds S] [--rate 10000]
+//! logbench latency [--dir D] [--seconds S] [--rate 10000] [--durability always|never]
 //! logbench kafka   --bootstrap HOST:PORT [--records 200000] [--appenders 256]
 //! ```
 //! Records are 200-byte values. `--dir` must be on the disk under test.
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use switchboard_log::embedded::{EmbeddedConfig, EmbeddedLog};
+use switchboard_log::embedded::{Durability, EmbeddedConfig, EmbeddedLog};
 use switchboard_log::kafka::{KafkaConfig, KafkaLog};
 use switchboard_log::{AppendOptions, EventLog, NewRecord, StartAt, TopicSpec};
 
@@ -56,11 +56,15 @@ fn main() {
                 runtime.block_on(append(&dir, seconds, appenders, partitions));
             }
         }
-        "latency" => runtime.block_on(latency(
-            &dir,
-            seconds,
-            flag("rate", "10000").parse().expect("--rate"),
-        )),
+        "latency" => {
+            let durability = match flag("durability", "always").as_str() {
+                "always" => Durability::Always,
+                "never" => Durability::Never,
+                other => panic!("--durability always|never, not {other}"),
+            };
+            let rate = flag("rate", "10000").parse().expect("--rate");
+            runtime.block_on(latency(&dir, seconds, rate, durability));
+        }
         "kafka" => runtime.block_on(kafka(
             &flags
                 .get("bootstrap")
@@ -149,9 +153,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Appends at a fixed rate while one tailer follows the partition; a record
-/// carries its append time, so the tailer measures append → delivery.
-async fn latency(dir: &Path, seconds: Duration, rate: u64) {
-    let log = EmbeddedLog::open(EmbeddedConfig::new(fresh(dir, "latency"))).expect("open log");
+/// carries its append time, so the tailer measures append -> delivery, and
+/// the acknowledgement times give ack -> delivery (what tailing adds).
+async fn latency(dir: &Path, seconds: Duration, rate: u64, durability: Durability) {
+    let mut config = EmbeddedConfig::new(fresh(dir, "latency"));
+    config.durability = durability;
+    let log = EmbeddedLog::open(config).expect("open log");
     log.create_topic(&TopicSpec::new("bench", 1))
         .await
         .expect("topic");
@@ -159,18 +166,17 @@ async fn latency(dir: &Path, seconds: Duration, rate: u64) {
     let total = (rate as f64 * seconds.as_secs_f64()) as usize;
     let mut tail = log.tail("bench", 0, StartAt::Latest).await.expect("tail");
     let tailer = tokio::spawn(async move {
-        let mut delays = Vec::with_capacity(total);
-        while delays.len() < total {
+        let mut seen = Vec::with_capacity(total);
+        while seen.len() < total {
             let record = tail.next().await.expect("tail");
             let sent = u64::from_le_bytes(record.value[..8].try_into().expect("8 bytes"));
-            delays.push(epoch.elapsed() - Duration::from_nanos(sent));
+            seen.push((record.offset, Duration::from_nanos(sent), epoch.elapsed()));
         }
-        delays
+        seen
     });
-    let acks = Arc::new(std::sync::Mutex::new(Vec::with_capacity(total)));
-    let tick = Duration::from_millis(1);
+    let acks = Arc::new(std::sync::Mutex::new(HashMap::with_capacity(total)));
     let per_tick = (rate / 1000).max(1) as usize;
-    let mut interval = tokio::time::interval(tick);
+    let mut interval = tokio::time::interval(Duration::from_millis(1));
     let mut sent = 0usize;
     let mut pending = Vec::new();
     while sent < total {
@@ -183,11 +189,13 @@ async fn latency(dir: &Path, seconds: Duration, rate: u64) {
                 let at = epoch.elapsed();
                 value[..8].copy_from_slice(&(at.as_nanos() as u64).to_le_bytes());
                 let record = NewRecord::new(format!("conversation-{sent}"), value);
-                log.append("bench", vec![record], &AppendOptions::default())
+                let positions = log
+                    .append("bench", vec![record], &AppendOptions::default())
                     .await
                     .expect("append");
-                let acked = epoch.elapsed() - at;
-                acks.lock().expect("acks").push(acked);
+                acks.lock()
+                    .expect("acks")
+                    .insert(positions[0].offset, (at, epoch.elapsed()));
             }));
             sent += 1;
         }
@@ -195,19 +203,27 @@ async fn latency(dir: &Path, seconds: Duration, rate: u64) {
     for task in pending {
         task.await.expect("appender");
     }
-    let mut delays = tailer.await.expect("tailer");
-    delays.sort();
-    let mut acks = std::mem::take(&mut *acks.lock().expect("acks"));
-    acks.sort();
+    let seen = tailer.await.expect("tailer");
+    let acks = std::mem::take(&mut *acks.lock().expect("acks"));
+    let mut delivery: Vec<Duration> = seen.iter().map(|(_, sent, got)| *got - *sent).collect();
+    let mut after_ack: Vec<Duration> = seen
+        .iter()
+        .map(|(offset, _, got)| got.saturating_sub(acks[offset].1))
+        .collect();
+    let mut ack: Vec<Duration> = acks.values().map(|(at, acked)| *acked - *at).collect();
+    for v in [&mut delivery, &mut after_ack, &mut ack] {
+        v.sort();
+    }
     let stats = log.stats();
     println!(
-        "latency: {rate} appends/s for {:.0}s, fsync=always: append->tailer p50 {:?} p99 {:?} max {:?}; append->ack p50 {:?} p99 {:?}; {:.1} appends/fsync",
+        "latency: {rate} appends/s for {:.0}s, fsync={durability:?}: append->tailer p50 {:?} p99 {:?}; append->ack p50 {:?} p99 {:?}; ack->tailer p50 {:?} p99 {:?}; {:.1} appends/fsync",
         seconds.as_secs_f64(),
-        percentile(&delays, 0.50),
-        percentile(&delays, 0.99),
-        delays.last().expect("samples"),
-        percentile(&acks, 0.50),
-        percentile(&acks, 0.99),
+        percentile(&delivery, 0.50),
+        percentile(&delivery, 0.99),
+        percentile(&ack, 0.50),
+        percentile(&ack, 0.99),
+        percentile(&after_ack, 0.50),
+        percentile(&after_ack, 0.99),
         stats.records as f64 / stats.fsyncs.max(1) as f64,
     );
 }

@@ -284,6 +284,15 @@ pub(crate) async fn bad_input(log: &dyn EventLog, max_record_bytes: usize) {
         "nothing of a refused batch is written"
     );
 
+    if max_record_bytes > 70_000 {
+        let long_name = NewRecord::new("k", "v").with_header("n".repeat(70_000), "v");
+        let err = log
+            .append(topic, vec![long_name], &options)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LogError::Invalid { .. }), "{err}");
+    }
+
     let err = log
         .append(
             "suite.no-such-topic",

@@ -48,6 +48,7 @@ impl EmbeddedLog {
     /// Opens (or creates) the log in `config.dir`, recovering every
     /// partition. Blocks while it scans the segments.
     pub fn open(config: EmbeddedConfig) -> Result<EmbeddedLog> {
+        config.validate()?;
         let topics = Arc::new(Topics::new(recovery::load_topics(&config)?));
         let groups = Groups::open(config.dir.join("groups"))?;
         let writer = Writer::start(config.clone(), Arc::clone(&topics))?;
@@ -125,18 +126,7 @@ impl EventLog for EmbeddedLog {
         records: Vec<NewRecord>,
         _options: &AppendOptions,
     ) -> Result<Vec<Position>> {
-        if records.is_empty() {
-            return Err(LogError::EmptyBatch);
-        }
-        let max = self.inner.config.max_record_bytes;
-        if let Some((index, size)) = records
-            .iter()
-            .map(NewRecord::size)
-            .enumerate()
-            .find(|(_, s)| *s > max)
-        {
-            return Err(LogError::RecordTooLarge { index, size, max });
-        }
+        crate::record::validate(&records, self.inner.config.max_record_bytes)?;
         let topic = self.topic(topic)?;
         let count = topic.partitions.len() as u32;
         let records = records

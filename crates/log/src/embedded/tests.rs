@@ -149,20 +149,23 @@ async fn segments_roll_and_retention_deletes_the_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = EmbeddedConfig::new(dir.path());
     config.segment_bytes = 1024;
+    let err = EmbeddedLog::open(config.clone()).unwrap_err();
+    assert!(matches!(err, LogError::Invalid { .. }), "{err}");
+    config.segment_bytes = 4096;
     let log = EmbeddedLog::open(config.clone()).unwrap();
     log.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
     for i in 0..40 {
-        append_values(&log, "t", [format!("{i:0>100}")]).await;
+        append_values(&log, "t", [format!("{i:0>400}")]).await;
     }
     let partition = log.topic("t").unwrap().partitions[0].clone();
     let segments = partition.segments().len();
-    assert!(segments >= 4, "1 KiB segments roll: {segments}");
+    assert!(segments >= 4, "4 KiB segments roll: {segments}");
     assert_eq!(values(&log, "t").await.len(), 40, "reads span segments");
 
     let mut tail = log.tail("t", 0, StartAt::Earliest).await.unwrap();
     let retention = Retention {
         max_age: None,
-        max_bytes: Some(2048),
+        max_bytes: Some(8192),
     };
     retention::apply_to(&retention, &partition);
     let range = log.offsets("t", 0).await.unwrap();

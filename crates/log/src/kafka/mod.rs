@@ -247,18 +247,7 @@ impl EventLog for KafkaLog {
         records: Vec<NewRecord>,
         _options: &AppendOptions,
     ) -> Result<Vec<Position>> {
-        if records.is_empty() {
-            return Err(LogError::EmptyBatch);
-        }
-        let max = self.inner.config.max_record_bytes;
-        if let Some((index, size)) = records
-            .iter()
-            .map(NewRecord::size)
-            .enumerate()
-            .find(|(_, s)| *s > max)
-        {
-            return Err(LogError::RecordTooLarge { index, size, max });
-        }
+        crate::record::validate(&records, self.inner.config.max_record_bytes)?;
         self.partition_count(topic).await?;
         self.inner.producer.append(topic, records).await
     }
