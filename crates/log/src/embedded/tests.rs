@@ -299,6 +299,19 @@ async fn damage_while_serving_is_reported_not_served() {
 }
 
 #[tokio::test]
+async fn one_process_at_a_time_per_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let err = EmbeddedLog::open(EmbeddedConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, LogError::Locked { dir: d } if d == dir.path()),
+        "{err}"
+    );
+    drop(log);
+    open(dir.path());
+}
+
+#[tokio::test]
 async fn appends_after_shutdown_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
