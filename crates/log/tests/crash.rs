@@ -84,10 +84,16 @@ fn read_all(log: &EmbeddedLog) -> BTreeMap<u32, Vec<Record>> {
         let mut all = BTreeMap::new();
         for partition in 0..log.partitions(TOPIC).await.unwrap() {
             let range = log.offsets(TOPIC, partition).await.unwrap();
-            let records = log
-                .read(TOPIC, partition, 0, usize::MAX)
-                .await
-                .unwrap_or_else(|e| panic!("partition {partition} must read cleanly: {e}"));
+            let mut records: Vec<Record> = Vec::new();
+            while (records.len() as u64) < range.end {
+                let from = records.len() as u64;
+                let more = log
+                    .read(TOPIC, partition, from, usize::MAX)
+                    .await
+                    .unwrap_or_else(|e| panic!("partition {partition} must read cleanly: {e}"));
+                assert!(!more.is_empty(), "partition {partition} reads on at {from}");
+                records.extend(more);
+            }
             assert_eq!(
                 records.len() as u64,
                 range.end,

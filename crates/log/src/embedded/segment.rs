@@ -187,26 +187,29 @@ impl Segment {
     /// Reads up to `count` records from `offset`, which this segment holds,
     /// appending them to `out`. Checksums are verified: damaged bytes are
     /// reported, never served.
+    /// Reads at most about `max_bytes` (always at least one record) and
+    /// returns the bytes read.
     pub fn read(
         &self,
         partition: u32,
         offset: u64,
         count: usize,
+        max_bytes: u64,
         out: &mut Vec<Record>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let (start, end) = {
             let index = self.lock();
             let i = (offset - self.base) as usize;
-            let count = count.min(index.positions.len() - i);
+            let mut count = count.min(index.positions.len() - i);
             if count == 0 {
-                return Ok(());
+                return Ok(0);
             }
             let start = index.positions[i] as u64;
-            let end = index
-                .positions
-                .get(i + count)
-                .map_or(index.len, |&p| p as u64);
-            (start, end)
+            let end_of = |k: usize| index.positions.get(i + k).map_or(index.len, |&p| p as u64);
+            while count > 1 && end_of(count) - start > max_bytes {
+                count /= 2;
+            }
+            (start, end_of(count))
         };
         let mut bytes = vec![0u8; (end - start) as usize];
         self.file
@@ -230,7 +233,7 @@ impl Segment {
                 Frame::Bad(reason) => return Err(self.corrupt(start + pos as u64, reason)),
             }
         }
-        Ok(())
+        Ok(end - start)
     }
 
     fn corrupt(&self, position: u64, reason: &str) -> LogError {

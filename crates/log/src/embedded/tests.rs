@@ -107,6 +107,25 @@ async fn records_topics_and_group_offsets_survive_a_reopen() {
 }
 
 #[tokio::test]
+async fn a_read_is_bounded_in_bytes_but_returns_at_least_one_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
+    let big = vec![7u8; 1000 * 1000];
+    for _ in 0..6 {
+        let record = NewRecord::new("k", big.clone());
+        log.append("t", vec![record], &AppendOptions::default())
+            .await
+            .unwrap();
+    }
+    let first = log.read("t", 0, 0, 100).await.unwrap();
+    assert!((1..6).contains(&first.len()), "{} records", first.len());
+    let rest = log.read("t", 0, first.len() as u64, 100).await.unwrap();
+    assert_eq!(first.len() + rest.len(), 6);
+    assert_eq!(rest.last().unwrap().offset, 5);
+}
+
+#[tokio::test]
 async fn concurrent_appenders_share_fsyncs_and_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
