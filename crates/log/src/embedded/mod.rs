@@ -2,6 +2,7 @@
 //! data directory. See DESIGN.md beside this file for the format, the group
 //! commit and the crash-recovery rules.
 
+mod active;
 mod config;
 mod groups;
 mod partition;

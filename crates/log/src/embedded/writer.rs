@@ -7,8 +7,6 @@
 //! grows with the number of concurrent appenders.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -16,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::active::{Active, open_active, roll, sync_in_parallel, write_staged};
 use super::config::{Durability, EmbeddedConfig};
-use super::partition::{PartitionState, TopicState, Topics};
-use super::recovery;
-use super::segment::{self, Segment, SegmentIndex};
+use super::partition::{TopicState, Topics};
+use super::segment;
 use crate::error::{LogError, Result};
 use crate::record::{NewRecord, Position, now_ms};
 
@@ -134,21 +132,6 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// The active segment of a partition, open for appending.
-struct Active {
-    topic: Arc<TopicState>,
-    partition: Arc<PartitionState>,
-    segment: Arc<Segment>,
-    file: File,
-    len: u64,
-    next: u64,
-    buf: Vec<u8>,
-    positions: Vec<u32>,
-    max_timestamp_ms: i64,
-    /// Written since the last fsync.
-    unsynced: bool,
 }
 
 struct WriterLoop {
@@ -391,117 +374,4 @@ impl WriterLoop {
         }
         self.last_sync = Instant::now();
     }
-}
-
-/// fsyncs several segment files at once: the file system merges
-/// concurrent syncs into fewer journal commits, so a group touching many
-/// partitions costs little more than one touching a single partition.
-fn sync_in_parallel(files: &[&Active]) -> Result<()> {
-    let sync = |active: &Active| {
-        active
-            .file
-            .sync_data()
-            .map_err(|e| LogError::io("fsync segment", &active.segment.path, e))
-    };
-    let Some((last, rest)) = files.split_last() else {
-        return Ok(());
-    };
-    std::thread::scope(|scope| {
-        let others: Vec<_> = rest.iter().map(|a| scope.spawn(move || sync(a))).collect();
-        let mine = sync(last);
-        others
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(LogError::Closed {
-                        reason: "fsync thread panicked".into(),
-                    })
-                })
-            })
-            .chain([mine])
-            .collect::<Result<Vec<()>>>()
-            .map(drop)
-    })
-}
-
-fn open_active(topic: Arc<TopicState>, partition: Arc<PartitionState>) -> Result<Active> {
-    let segment = Arc::clone(
-        partition
-            .segments()
-            .last()
-            .expect("a partition has a segment"),
-    );
-    let file = OpenOptions::new()
-        .append(true)
-        .open(&segment.path)
-        .map_err(|e| LogError::io("open segment for append", &segment.path, e))?;
-    let (len, next) = {
-        let index = segment.lock();
-        (index.len, segment.base + index.positions.len() as u64)
-    };
-    Ok(Active {
-        topic,
-        partition,
-        segment,
-        file,
-        len,
-        next,
-        buf: Vec::with_capacity(64 * 1024),
-        positions: Vec::new(),
-        max_timestamp_ms: i64::MIN,
-        unsynced: false,
-    })
-}
-
-/// Appends the staged bytes to the segment file and extends its index.
-/// Readers still stop at the partition's published end.
-fn write_staged(active: &mut Active) -> Result<()> {
-    if active.buf.is_empty() {
-        return Ok(());
-    }
-    active
-        .file
-        .write_all(&active.buf)
-        .map_err(|e| LogError::io("write segment", &active.segment.path, e))?;
-    active.len += active.buf.len() as u64;
-    active.unsynced = true;
-    active.buf.clear();
-    let mut index = active.segment.lock();
-    index.positions.append(&mut active.positions);
-    index.len = active.len;
-    index.max_timestamp_ms = index.max_timestamp_ms.max(active.max_timestamp_ms);
-    Ok(())
-}
-
-/// Closes the full segment (written and synced) and starts the next one.
-fn roll(active: &mut Active) -> Result<()> {
-    write_staged(active)?;
-    active
-        .file
-        .sync_data()
-        .map_err(|e| LogError::io("fsync segment", &active.segment.path, e))?;
-    let path = recovery::create_segment(&active.partition.dir, active.next)?;
-    let segment = Arc::new(Segment::new(
-        active.next,
-        path.clone(),
-        SegmentIndex {
-            len: segment::FILE_HEADER_LEN,
-            ..Default::default()
-        },
-    )?);
-    active.file = OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(|e| LogError::io("open segment for append", &path, e))?;
-    active
-        .partition
-        .segments
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(Arc::clone(&segment));
-    active.segment = segment;
-    active.len = segment::FILE_HEADER_LEN;
-    active.max_timestamp_ms = i64::MIN;
-    active.unsynced = false;
-    Ok(())
 }
