@@ -148,6 +148,14 @@ async fn append(dir: &Path, seconds: Duration, appenders: usize, partitions: u32
     );
 }
 
+fn per_fsync(records: u64, fsyncs: u64) -> String {
+    if fsyncs == 0 {
+        "no fsyncs".to_owned()
+    } else {
+        format!("{:.1} appends/fsync", records as f64 / fsyncs as f64)
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -216,7 +224,7 @@ async fn latency(dir: &Path, seconds: Duration, rate: u64, durability: Durabilit
     }
     let stats = log.stats();
     println!(
-        "latency: {rate} appends/s for {:.0}s, fsync={durability:?}: append->tailer p50 {:?} p99 {:?}; append->ack p50 {:?} p99 {:?}; ack->tailer p50 {:?} p99 {:?}; {:.1} appends/fsync",
+        "latency: {rate} appends/s for {:.0}s, fsync={durability:?}: append->tailer p50 {:?} p99 {:?}; append->ack p50 {:?} p99 {:?}; ack->tailer p50 {:?} p99 {:?}; {}",
         seconds.as_secs_f64(),
         percentile(&delivery, 0.50),
         percentile(&delivery, 0.99),
@@ -224,12 +232,13 @@ async fn latency(dir: &Path, seconds: Duration, rate: u64, durability: Durabilit
         percentile(&ack, 0.99),
         percentile(&after_ack, 0.50),
         percentile(&after_ack, 0.99),
-        stats.records as f64 / stats.fsyncs.max(1) as f64,
+        per_fsync(stats.records, stats.fsyncs),
     );
 }
 
 /// Our adapter against a plain librdkafka producer with the same settings,
-/// the same concurrency and the same records, alternating twice.
+/// the same concurrency and the same records, alternating three times (the
+/// first round also warms up the broker).
 async fn kafka(bootstrap: &str, records: usize, appenders: usize) {
     let config = KafkaConfig::new(bootstrap);
     let log = KafkaLog::connect(config.clone()).expect("kafka clients");
@@ -238,7 +247,7 @@ async fn kafka(bootstrap: &str, records: usize, appenders: usize) {
         .expect("topic");
     let plain: FutureProducer = config.producer().create().expect("plain producer");
     let per_task = records / appenders;
-    for round in 1..=2 {
+    for round in 1..=3 {
         let start = Instant::now();
         let tasks: Vec<_> = (0..appenders)
             .map(|i| {
