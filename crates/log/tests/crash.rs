@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use switchboard_log::embedded::{EmbeddedConfig, EmbeddedLog};
-use switchboard_log::{EventLog, Record};
+use switchboard_log::{EventLog, LogError, Record};
 
 const KILLS: u64 = 60;
 const TOPIC: &str = "crash";
@@ -177,4 +177,28 @@ fn acknowledged_records_survive_kill_minus_nine() {
         verify(&log, &acked);
     }
     assert!(acked.len() as u64 >= KILLS, "each run acknowledged records");
+}
+
+#[test]
+fn a_second_process_cannot_open_a_data_directory_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-log-crash-writer"))
+        .arg(dir.path())
+        .arg("0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the crash writer");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    lines
+        .next()
+        .expect("the writer acknowledges")
+        .expect("read ack");
+    let err = EmbeddedLog::open(EmbeddedConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, LogError::Locked { dir: d } if d == dir.path()),
+        "{err}"
+    );
+    child.kill().expect("kill -9 the writer");
+    child.wait().expect("reap the writer");
+    EmbeddedLog::open(EmbeddedConfig::new(dir.path())).expect("the lock dies with its process");
 }

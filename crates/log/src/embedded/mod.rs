@@ -5,6 +5,7 @@
 mod active;
 mod config;
 mod groups;
+mod lock;
 mod partition;
 mod recovery;
 mod retention;
@@ -15,8 +16,6 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::fs::File;
-use std::path::Path;
 use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
@@ -42,7 +41,7 @@ pub struct EmbeddedLog {
 #[derive(Debug)]
 struct Inner {
     /// Held while the log is open: one process per data directory.
-    _lock: File,
+    _lock: lock::DirLock,
     config: EmbeddedConfig,
     topics: Arc<Topics>,
     writer: Writer,
@@ -54,7 +53,7 @@ impl EmbeddedLog {
     /// partition. Blocks while it scans the segments.
     pub fn open(config: EmbeddedConfig) -> Result<EmbeddedLog> {
         config.validate()?;
-        let lock = lock_dir(&config.dir)?;
+        let lock = lock::lock(&config.dir)?;
         let topics = Arc::new(Topics::new(recovery::load_topics(&config)?));
         let groups = Groups::open(config.dir.join("groups"))?;
         let writer = Writer::start(config.clone(), Arc::clone(&topics))?;
@@ -89,26 +88,6 @@ impl EmbeddedLog {
             .ok_or_else(|| LogError::UnknownTopic {
                 topic: name.to_owned(),
             })
-    }
-}
-
-/// Takes the data directory's lock, which the kernel releases when the
-/// process dies, however it dies.
-fn lock_dir(dir: &Path) -> Result<File> {
-    std::fs::create_dir_all(dir).map_err(|e| LogError::io("create directory", dir, e))?;
-    let path = dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| LogError::io("open lock", &path, e))?;
-    match fs4::FileExt::try_lock(&file) {
-        Ok(()) => Ok(file),
-        Err(fs4::TryLockError::WouldBlock) => Err(LogError::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(fs4::TryLockError::Error(e)) => Err(LogError::io("lock", &path, e)),
     }
 }
 

@@ -318,16 +318,15 @@ async fn damage_while_serving_is_reported_not_served() {
 }
 
 #[tokio::test]
-async fn one_process_at_a_time_per_data_directory() {
+async fn an_in_process_restart_reopens_while_old_handles_linger() {
     let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path());
-    let err = EmbeddedLog::open(EmbeddedConfig::new(dir.path())).unwrap_err();
-    assert!(
-        matches!(&err, LogError::Locked { dir: d } if d == dir.path()),
-        "{err}"
-    );
-    drop(log);
-    open(dir.path());
+    let old = open(dir.path());
+    old.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
+    append_values(&old, "t", ["v0".to_owned()]).await;
+    old.shutdown();
+    let new = open(dir.path());
+    append_values(&new, "t", ["v1".to_owned()]).await;
+    assert_eq!(values(&new, "t").await, ["v0", "v1"]);
 }
 
 #[tokio::test]
