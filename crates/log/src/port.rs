@@ -104,8 +104,11 @@ pub trait Tail: Send + std::fmt::Debug {
 pub enum GroupEvent {
     /// These partitions are now this member's.
     Assigned(Vec<u32>),
-    /// These partitions are no longer this member's; commit what was
-    /// processed of them before calling `next` again.
+    /// These partitions are no longer this member's. Commit what was
+    /// processed of them right away: the embedded log takes the commit until
+    /// the next holder first reads the partition; Kafka may refuse it once
+    /// the group has moved on (a retriable error). Either way delivery stays
+    /// at-least-once: what was not committed is delivered again.
     Revoked(Vec<u32>),
     Record(Record),
 }
