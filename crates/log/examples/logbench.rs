@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! logbench fsync   [--dir D] [--seconds S]
-//! logbench append  [--dir D] [--seconds S] [--appenders 1,16,256] [--partitions 1]
+//! logbench append  [--dir D] [--seconds S] [--appenders 1,16,256] [--partitions 1] [--durability always|never]
 //! logbench latency [--dir D] [--seconds S] [--rate 10000] [--durability always|never]
 //! logbench kafka   --bootstrap HOST:PORT [--records 200000] [--appenders 256]
 //! ```
@@ -51,17 +51,14 @@ fn main() {
         "fsync" => fsync(&dir, seconds),
         "append" => {
             let partitions = flag("partitions", "1").parse().expect("--partitions");
+            let durability = durability(&flag("durability", "always"));
             for appenders in flag("appenders", "1,16,256").split(',') {
                 let appenders = appenders.parse().expect("--appenders");
-                runtime.block_on(append(&dir, seconds, appenders, partitions));
+                runtime.block_on(append(&dir, seconds, appenders, partitions, durability));
             }
         }
         "latency" => {
-            let durability = match flag("durability", "always").as_str() {
-                "always" => Durability::Always,
-                "never" => Durability::Never,
-                other => panic!("--durability always|never, not {other}"),
-            };
+            let durability = durability(&flag("durability", "always"));
             let rate = flag("rate", "10000").parse().expect("--rate");
             runtime.block_on(latency(&dir, seconds, rate, durability));
         }
@@ -77,6 +74,14 @@ fn main() {
             eprintln!("usage: logbench fsync|append|latency|kafka [--flag value]...");
             std::process::exit(2);
         }
+    }
+}
+
+fn durability(name: &str) -> Durability {
+    match name {
+        "always" => Durability::Always,
+        "never" => Durability::Never,
+        other => panic!("--durability always|never, not {other}"),
     }
 }
 
@@ -110,8 +115,16 @@ fn fsync(dir: &Path, seconds: Duration) {
     );
 }
 
-async fn append(dir: &Path, seconds: Duration, appenders: usize, partitions: u32) {
-    let log = EmbeddedLog::open(EmbeddedConfig::new(fresh(dir, "append"))).expect("open log");
+async fn append(
+    dir: &Path,
+    seconds: Duration,
+    appenders: usize,
+    partitions: u32,
+    durability: Durability,
+) {
+    let mut config = EmbeddedConfig::new(fresh(dir, "append"));
+    config.durability = durability;
+    let log = EmbeddedLog::open(config).expect("open log");
     log.create_topic(&TopicSpec::new("bench", partitions))
         .await
         .expect("topic");
@@ -141,9 +154,9 @@ async fn append(dir: &Path, seconds: Duration, appenders: usize, partitions: u32
     let stats = log.stats();
     let appends = done.load(Ordering::Relaxed);
     println!(
-        "append: {appenders} appenders, {partitions} partition(s), fsync=always: {:.0} appends/s, {:.1} appends/fsync ({} fsyncs/s)",
+        "append: {appenders} appenders, {partitions} partition(s), fsync={durability:?}: {:.0} appends/s, {} ({} fsyncs/s)",
         appends as f64 / secs,
-        stats.records as f64 / stats.fsyncs.max(1) as f64,
+        per_fsync(stats.records, stats.fsyncs),
         (stats.fsyncs as f64 / secs) as u64,
     );
 }
