@@ -7,6 +7,7 @@
 //! grows with the number of concurrent appenders.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -134,11 +135,19 @@ impl Drop for Writer {
     }
 }
 
+/// A partition by its topic's identity: topics live as long as the log, so
+/// the address is stable, and hashing it allocates nothing per record.
+type PartitionKey = (usize, u32);
+
+fn partition_key(topic: &Arc<TopicState>, partition: u32) -> PartitionKey {
+    (Arc::as_ptr(topic) as usize, partition)
+}
+
 struct WriterLoop {
     config: EmbeddedConfig,
     topics: Arc<Topics>,
     counters: Arc<Counters>,
-    active: HashMap<(String, u32), Active>,
+    active: HashMap<PartitionKey, Active>,
     /// Set after a failed write or fsync: the page cache can no longer be
     /// trusted, so every later append fails.
     poisoned: Option<String>,
@@ -246,12 +255,12 @@ impl WriterLoop {
             return;
         }
         let mut answers = Vec::with_capacity(requests.len());
-        let mut touched: Vec<(String, u32)> = Vec::new();
+        let mut touched: Vec<PartitionKey> = Vec::new();
         let mut failure = None;
         'requests: for request in requests {
             let mut positions = Vec::with_capacity(request.records.len());
             for (partition, record) in &request.records {
-                let key = (request.topic.name.clone(), *partition);
+                let key = partition_key(&request.topic, *partition);
                 match self.stage(&request.topic, *partition, record) {
                     Ok(offset) => positions.push(Position {
                         partition: *partition,
@@ -300,14 +309,14 @@ impl WriterLoop {
         partition: u32,
         record: &NewRecord,
     ) -> Result<u64> {
-        let key = (topic.name.clone(), partition);
-        if !self.active.contains_key(&key) {
-            let state = Arc::clone(topic.partition(partition)?);
-            self.active
-                .insert(key.clone(), open_active(Arc::clone(topic), state)?);
-        }
         let segment_bytes = self.config.segment_bytes;
-        let active = self.active.get_mut(&key).expect("inserted above");
+        let active = match self.active.entry(partition_key(topic, partition)) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let state = Arc::clone(topic.partition(partition)?);
+                entry.insert(open_active(Arc::clone(topic), state)?)
+            }
+        };
         let pending = active.buf.len() as u64;
         if active.len + pending > segment_bytes && active.next > active.segment.base {
             roll(active)?;
@@ -325,7 +334,7 @@ impl WriterLoop {
 
     /// Writes the staged bytes, fsyncs per the durability policy, then makes
     /// the records visible to readers.
-    fn flush(&mut self, touched: &[(String, u32)]) -> Result<()> {
+    fn flush(&mut self, touched: &[PartitionKey]) -> Result<()> {
         for key in touched {
             let active = self
                 .active
