@@ -330,6 +330,23 @@ async fn an_in_process_restart_reopens_while_old_handles_linger() {
 }
 
 #[tokio::test]
+async fn a_dropped_member_gives_its_partitions_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(&TopicSpec::new("t", 2)).await.unwrap();
+    let mut first = log.join_group("g", "t", StartAt::Earliest).await.unwrap();
+    assert_eq!(
+        first.next().await.unwrap(),
+        GroupEvent::Assigned(vec![0, 1])
+    );
+    let second = log.join_group("g", "t", StartAt::Earliest).await.unwrap();
+    assert_eq!(first.next().await.unwrap(), GroupEvent::Revoked(vec![1]));
+    drop(second);
+    assert_eq!(first.next().await.unwrap(), GroupEvent::Assigned(vec![1]));
+    assert_eq!(first.assignment(), [0, 1]);
+}
+
+#[tokio::test]
 async fn appends_after_shutdown_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
