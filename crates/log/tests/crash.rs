@@ -1,10 +1,11 @@
 //! Crash safety of the embedded log: a child process appends and reports
 //! acknowledgements; we `kill -9` it at random moments, reopen the log and
 //! check that every acknowledged record is there, in order, exactly once,
-//! and that everything served passes its checksum.
+//! and that everything served passes its checksum. Every fifth kill also
+//! leaves a torn frame behind, which recovery must cut off.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -151,6 +152,25 @@ fn verify(log: &EmbeddedLog, acked: &[Ack]) {
     }
 }
 
+/// Appends `len` bytes of a never-acknowledged frame (a plausible length
+/// field, then garbage) to the active segment of a partition.
+fn tear_tail(dir: &Path, partition: u32, len: usize) {
+    let pdir = dir.join("topics").join(TOPIC).join(partition.to_string());
+    let active = std::fs::read_dir(&pdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+        .expect("a segment");
+    let mut torn = 120u32.to_le_bytes().to_vec();
+    torn.extend((0..len).map(|i| i as u8 ^ 0x5a));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(active)
+        .unwrap();
+    file.write_all(&torn[..len.min(torn.len())]).unwrap();
+}
+
 #[test]
 fn acknowledged_records_survive_kill_minus_nine() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,6 +191,10 @@ fn acknowledged_records_survive_kill_minus_nine() {
         let acks = 1 + rng.below(120);
         let pause = Duration::from_micros(rng.below(3000));
         acked.extend(run_and_kill(dir.path(), run, acks, pause));
+        if run % 5 == 4 {
+            // What a crash in the middle of a write leaves: part of a frame.
+            tear_tail(dir.path(), rng.below(4) as u32, 1 + rng.below(40) as usize);
+        }
         // Reopening runs recovery; the next writer reopens what it left.
         let log = EmbeddedLog::open(EmbeddedConfig::new(dir.path()))
             .unwrap_or_else(|e| panic!("reopen after kill {run}: {e}"));
