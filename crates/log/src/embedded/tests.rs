@@ -39,6 +39,12 @@ async fn suite_tailing() {
 }
 
 #[tokio::test]
+async fn suite_tail_while_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    suite::tail_while_appending(&open(dir.path())).await;
+}
+
+#[tokio::test]
 async fn suite_group_commit_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     suite::group_commit_and_resume(&open(dir.path())).await;
