@@ -61,7 +61,9 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
 
     /// Appends records, each to the partition of its key, in batch order per
     /// partition. Returns each record's position, in batch order, only once
-    /// the whole batch is durable.
+    /// the whole batch is durable. After an error some records of the batch
+    /// may still have been appended: a retry can duplicate them, so writers
+    /// make their records idempotent (ingest does, by client message id).
     async fn append(
         &self,
         topic: &str,
