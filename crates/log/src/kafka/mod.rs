@@ -214,10 +214,7 @@ impl EventLog for KafkaLog {
                 Ok(_) => {}
                 Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => {
-                    return Err(
-                        kafka("create topic", rdkafka::error::KafkaError::AdminOp(code))
-                            .with_context(&name),
-                    );
+                    return Err(errors::topic_error("create topic", &name, code));
                 }
             }
         }
@@ -314,22 +311,5 @@ impl EventLog for KafkaLog {
             topic,
             start,
         )?))
-    }
-}
-
-impl LogError {
-    fn with_context(self, context: &str) -> LogError {
-        match self {
-            LogError::Kafka {
-                op,
-                message,
-                retriable,
-            } => LogError::Kafka {
-                op,
-                message: format!("{context}: {message}"),
-                retriable,
-            },
-            other => other,
-        }
     }
 }
