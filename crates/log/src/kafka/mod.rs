@@ -269,8 +269,19 @@ impl EventLog for KafkaLog {
         }
         let mut tail =
             tail::KafkaTail::new(&self.inner.config, topic, partition, StartAt::Offset(from))?;
+        let timeout = self.inner.config.read_timeout;
         while out.len() < max {
-            match tail.next_or_end().await? {
+            let next = tokio::time::timeout(timeout, tail.next_or_end())
+                .await
+                .map_err(|_| LogError::Kafka {
+                    op: "read",
+                    message: format!(
+                        "{topic}/{partition}: no record and no end of partition at offset {} within {timeout:?}",
+                        from + out.len() as u64
+                    ),
+                    retriable: true,
+                })??;
+            match next {
                 Some(record) => out.push(record),
                 None => break,
             }
