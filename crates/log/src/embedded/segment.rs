@@ -280,4 +280,52 @@ mod tests {
         ));
         assert!(matches!(decode(&[0u8; 16], 3), Frame::Bad(_)));
     }
+
+    fn arb_record() -> impl proptest::strategy::Strategy<Value = NewRecord> {
+        use proptest::prelude::*;
+        (
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::collection::vec(any::<u8>(), 0..512),
+            proptest::collection::vec(
+                (
+                    "[a-z-]{0,12}",
+                    proptest::collection::vec(any::<u8>(), 0..32),
+                ),
+                0..4,
+            ),
+            any::<i64>(),
+        )
+            .prop_map(|(key, value, headers, ts)| {
+                let mut record = NewRecord::new(key, value).with_timestamp_ms(ts);
+                for (name, value) in headers {
+                    record = record.with_header(name, value);
+                }
+                record
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_record_round_trips(record in arb_record(), offset in proptest::prelude::any::<u64>()) {
+            let mut buf = Vec::new();
+            encode(&mut buf, offset, record.timestamp_ms.unwrap(), &record);
+            let Frame::Valid { record: back, len } = decode(&buf, 0) else {
+                panic!("a fresh frame decodes");
+            };
+            proptest::prop_assert_eq!(len, buf.len());
+            proptest::prop_assert_eq!(back.offset, offset);
+            proptest::prop_assert_eq!(back.key, record.key);
+            proptest::prop_assert_eq!(back.value, record.value);
+            proptest::prop_assert_eq!(back.headers, record.headers);
+        }
+
+        #[test]
+        fn any_damaged_byte_is_caught(record in arb_record(), at in proptest::prelude::any::<proptest::sample::Index>(), flip in 1u8..=255) {
+            let mut buf = Vec::new();
+            encode(&mut buf, 7, 0, &record);
+            let at = at.index(buf.len());
+            buf[at] ^= flip;
+            proptest::prop_assert!(!matches!(decode(&buf, 0), Frame::Valid { .. }), "damage at byte {} went unnoticed", at);
+        }
+    }
 }

@@ -385,3 +385,45 @@ async fn interval_and_never_durability_still_append_in_order() {
         assert_eq!(values(&open(dir.path()), "t").await, ["v0", "v1", "v2"]);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// A crash can cut the last segment anywhere; recovery keeps exactly
+    /// the records whose frames are whole and the log goes on from there.
+    #[test]
+    fn a_cut_anywhere_keeps_exactly_the_whole_records_before_it(
+        count in 1usize..24,
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = EmbeddedConfig::new(dir.path());
+            config.durability = Durability::Never;
+            let starts: Vec<u64> = {
+                let log = EmbeddedLog::open(config.clone()).unwrap();
+                log.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
+                append_values(&log, "t", (0..count).map(|i| format!("value-{i}"))).await;
+                let segment = log.topic("t").unwrap().partitions[0].segments()[0].clone();
+                segment.lock().positions.iter().map(|&p| p as u64).collect()
+            };
+            let path = segment_path(dir.path(), "t", 0, 0);
+            let len = fs::metadata(&path).unwrap().len();
+            let cut = cut.index(len as usize + 1) as u64;
+            OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+
+            let whole = (0..count)
+                .filter(|&i| starts.get(i + 1).copied().unwrap_or(len) <= cut)
+                .count();
+            let log = EmbeddedLog::open(config).unwrap();
+            let expected: Vec<String> = (0..whole).map(|i| format!("value-{i}")).collect();
+            assert_eq!(values(&log, "t").await, expected, "cut at byte {cut} of {len}");
+            let positions = log
+                .append("t", vec![NewRecord::new("k", "after")], &AppendOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(positions[0].offset, whole as u64);
+        });
+    }
+}
