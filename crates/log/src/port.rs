@@ -74,8 +74,11 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
     /// The retained offsets of a partition.
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange>;
 
-    /// Reads up to `max` records of a partition from `from`, returning fewer
-    /// (possibly none) at the end of the partition. Never waits for new ones.
+    /// Reads up to `max` records of a partition from `from`. Returns fewer at
+    /// the end of the partition (none at its end) or when the records are
+    /// large (the embedded log returns about 4 MiB at most, but always at
+    /// least one record): read on from the last offset returned. Never waits
+    /// for new records.
     async fn read(&self, topic: &str, partition: u32, from: u64, max: usize)
     -> Result<Vec<Record>>;
 
