@@ -70,6 +70,8 @@ pub enum LogError {
         #[source]
         source: io::Error,
     },
+    #[error("data directory in use: {dir} is locked by another process")]
+    Locked { dir: PathBuf },
     #[error("log is closed: {reason}")]
     Closed { reason: String },
     #[error("kafka {op} failed: {message}")]
@@ -94,9 +96,10 @@ impl LogError {
             | LogError::OffsetOutOfRange { .. }
             | LogError::TopicConflict { .. }
             | LogError::Invalid { .. } => ErrorDomain::User,
-            LogError::Io { .. } | LogError::Kafka { .. } | LogError::Corrupt { .. } => {
-                ErrorDomain::External
-            }
+            LogError::Io { .. }
+            | LogError::Kafka { .. }
+            | LogError::Corrupt { .. }
+            | LogError::Locked { .. } => ErrorDomain::External,
             LogError::Closed { .. } => ErrorDomain::Internal,
         }
     }

@@ -61,7 +61,9 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
 
     /// Appends records, each to the partition of its key, in batch order per
     /// partition. Returns each record's position, in batch order, only once
-    /// the whole batch is durable.
+    /// the whole batch is durable. After an error some records of the batch
+    /// may still have been appended: a retry can duplicate them, so writers
+    /// make their records idempotent (ingest does, by client message id).
     async fn append(
         &self,
         topic: &str,
@@ -72,8 +74,11 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
     /// The retained offsets of a partition.
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange>;
 
-    /// Reads up to `max` records of a partition from `from`, returning fewer
-    /// (possibly none) at the end of the partition. Never waits for new ones.
+    /// Reads up to `max` records of a partition from `from`. Returns fewer at
+    /// the end of the partition (none at its end) or when the records are
+    /// large (the embedded log returns about 4 MiB at most, but always at
+    /// least one record): read on from the last offset returned. Never waits
+    /// for new records.
     async fn read(&self, topic: &str, partition: u32, from: u64, max: usize)
     -> Result<Vec<Record>>;
 
@@ -104,8 +109,11 @@ pub trait Tail: Send + std::fmt::Debug {
 pub enum GroupEvent {
     /// These partitions are now this member's.
     Assigned(Vec<u32>),
-    /// These partitions are no longer this member's; commit what was
-    /// processed of them before calling `next` again.
+    /// These partitions are no longer this member's. Commit what was
+    /// processed of them right away: the embedded log takes the commit until
+    /// the next holder first reads the partition; Kafka may refuse it once
+    /// the group has moved on (a retriable error). Either way delivery stays
+    /// at-least-once: what was not committed is delivered again.
     Revoked(Vec<u32>),
     Record(Record),
 }

@@ -1,5 +1,7 @@
 //! Keyed byte records: what goes into the log and what comes out.
 
+use crate::error::{LogError, Result};
+
 /// A record header, e.g. trace context. Names need not be unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -91,6 +93,39 @@ impl Record {
             .find(|h| h.name == name)
             .map(|h| h.value.as_slice())
     }
+}
+
+/// Checks a batch before either backend takes it: not empty, no record over
+/// `max` bytes, headers within what a frame can carry.
+pub(crate) fn validate(records: &[NewRecord], max: usize) -> Result<()> {
+    if records.is_empty() {
+        return Err(LogError::EmptyBatch);
+    }
+    for (index, record) in records.iter().enumerate() {
+        let size = record.size();
+        if size > max {
+            return Err(LogError::RecordTooLarge { index, size, max });
+        }
+        if record.headers.len() > usize::from(u16::MAX) {
+            return Err(LogError::invalid(format!(
+                "record {index} has {} headers, at most {} are allowed",
+                record.headers.len(),
+                u16::MAX
+            )));
+        }
+        if let Some(h) = record
+            .headers
+            .iter()
+            .find(|h| h.name.len() > usize::from(u16::MAX))
+        {
+            return Err(LogError::invalid(format!(
+                "record {index} has a header name of {} bytes, at most {} are allowed",
+                h.name.len(),
+                u16::MAX
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn now_ms() -> i64 {

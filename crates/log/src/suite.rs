@@ -146,6 +146,47 @@ pub(crate) async fn tailing(log: &dyn EventLog) {
     }
 }
 
+/// A tailer following a partition while four appenders write to it sees
+/// every record once, at dense offsets, each key's records in order.
+pub(crate) async fn tail_while_appending(log: &dyn EventLog) {
+    let topic = "suite.concurrent";
+    log.create_topic(&TopicSpec::new(topic, 1)).await.unwrap();
+    const PER_WRITER: usize = 50;
+    let mut tail = log.tail(topic, 0, StartAt::Earliest).await.unwrap();
+    let writer = |w: usize| async move {
+        let key = format!("conversation-{w}");
+        for i in 0..PER_WRITER {
+            let record = NewRecord::new(key.as_str(), value(&key, i));
+            log.append(topic, vec![record], &AppendOptions::default())
+                .await
+                .unwrap();
+        }
+    };
+    let follow = async {
+        let mut records = Vec::new();
+        while records.len() < 4 * PER_WRITER {
+            records.push(within("concurrent tail", tail.next()).await.unwrap());
+        }
+        records
+    };
+    let ((), (), (), (), records) =
+        tokio::join!(writer(0), writer(1), writer(2), writer(3), follow);
+    let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..4 * PER_WRITER as u64).collect::<Vec<u64>>());
+    for w in 0..4 {
+        let key = format!("conversation-{w}");
+        let values: Vec<Vec<u8>> = records
+            .iter()
+            .filter(|r| r.key == key.as_bytes())
+            .map(|r| r.value.clone())
+            .collect();
+        assert_eq!(
+            values,
+            (0..PER_WRITER).map(|i| value(&key, i)).collect::<Vec<_>>()
+        );
+    }
+}
+
 /// Reads group events until `done` says so, returning the records seen.
 async fn drive(
     member: &mut dyn GroupMember,
@@ -283,6 +324,15 @@ pub(crate) async fn bad_input(log: &dyn EventLog, max_record_bytes: usize) {
         0,
         "nothing of a refused batch is written"
     );
+
+    if max_record_bytes > 70_000 {
+        let long_name = NewRecord::new("k", "v").with_header("n".repeat(70_000), "v");
+        let err = log
+            .append(topic, vec![long_name], &options)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LogError::Invalid { .. }), "{err}");
+    }
 
     let err = log
         .append(

@@ -1,16 +1,17 @@
 //! Crash safety of the embedded log: a child process appends and reports
 //! acknowledgements; we `kill -9` it at random moments, reopen the log and
 //! check that every acknowledged record is there, in order, exactly once,
-//! and that everything served passes its checksum.
+//! and that everything served passes its checksum. Every fifth kill also
+//! leaves a torn frame behind, which recovery must cut off.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use switchboard_log::embedded::{EmbeddedConfig, EmbeddedLog};
-use switchboard_log::{EventLog, Record};
+use switchboard_log::{EventLog, LogError, Record};
 
 const KILLS: u64 = 60;
 const TOPIC: &str = "crash";
@@ -84,10 +85,16 @@ fn read_all(log: &EmbeddedLog) -> BTreeMap<u32, Vec<Record>> {
         let mut all = BTreeMap::new();
         for partition in 0..log.partitions(TOPIC).await.unwrap() {
             let range = log.offsets(TOPIC, partition).await.unwrap();
-            let records = log
-                .read(TOPIC, partition, 0, usize::MAX)
-                .await
-                .unwrap_or_else(|e| panic!("partition {partition} must read cleanly: {e}"));
+            let mut records: Vec<Record> = Vec::new();
+            while (records.len() as u64) < range.end {
+                let from = records.len() as u64;
+                let more = log
+                    .read(TOPIC, partition, from, usize::MAX)
+                    .await
+                    .unwrap_or_else(|e| panic!("partition {partition} must read cleanly: {e}"));
+                assert!(!more.is_empty(), "partition {partition} reads on at {from}");
+                records.extend(more);
+            }
             assert_eq!(
                 records.len() as u64,
                 range.end,
@@ -145,6 +152,25 @@ fn verify(log: &EmbeddedLog, acked: &[Ack]) {
     }
 }
 
+/// Appends `len` bytes of a never-acknowledged frame (a plausible length
+/// field, then garbage) to the active segment of a partition.
+fn tear_tail(dir: &Path, partition: u32, len: usize) {
+    let pdir = dir.join("topics").join(TOPIC).join(partition.to_string());
+    let active = std::fs::read_dir(&pdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+        .expect("a segment");
+    let mut torn = 120u32.to_le_bytes().to_vec();
+    torn.extend((0..len).map(|i| i as u8 ^ 0x5a));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(active)
+        .unwrap();
+    file.write_all(&torn[..len.min(torn.len())]).unwrap();
+}
+
 #[test]
 fn acknowledged_records_survive_kill_minus_nine() {
     let dir = tempfile::tempdir().unwrap();
@@ -165,10 +191,38 @@ fn acknowledged_records_survive_kill_minus_nine() {
         let acks = 1 + rng.below(120);
         let pause = Duration::from_micros(rng.below(3000));
         acked.extend(run_and_kill(dir.path(), run, acks, pause));
+        if run % 5 == 4 {
+            // What a crash in the middle of a write leaves: part of a frame.
+            tear_tail(dir.path(), rng.below(4) as u32, 1 + rng.below(40) as usize);
+        }
         // Reopening runs recovery; the next writer reopens what it left.
         let log = EmbeddedLog::open(EmbeddedConfig::new(dir.path()))
             .unwrap_or_else(|e| panic!("reopen after kill {run}: {e}"));
         verify(&log, &acked);
     }
     assert!(acked.len() as u64 >= KILLS, "each run acknowledged records");
+}
+
+#[test]
+fn a_second_process_cannot_open_a_data_directory_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-log-crash-writer"))
+        .arg(dir.path())
+        .arg("0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the crash writer");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    lines
+        .next()
+        .expect("the writer acknowledges")
+        .expect("read ack");
+    let err = EmbeddedLog::open(EmbeddedConfig::new(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, LogError::Locked { dir: d } if d == dir.path()),
+        "{err}"
+    );
+    child.kill().expect("kill -9 the writer");
+    child.wait().expect("reap the writer");
+    EmbeddedLog::open(EmbeddedConfig::new(dir.path())).expect("the lock dies with its process");
 }

@@ -17,15 +17,20 @@ use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
     let conversations = args.first().copied().unwrap_or(20_000);
     let partitions = args.get(1).copied().unwrap_or(4) as u32;
     let dir = tempfile::tempdir()?;
     let mut config = EmbeddedConfig::new(dir.path().join("log"));
     config.durability = Durability::Never;
     let log = EmbeddedLog::open(config)?;
-    log.create_topic(&TopicSpec::new(Topic::Conversations.name(), partitions)).await?;
-    log.create_topic(&TopicSpec::new(Topic::Agents.name(), 1)).await?;
+    log.create_topic(&TopicSpec::new(Topic::Conversations.name(), partitions))
+        .await?;
+    log.create_topic(&TopicSpec::new(Topic::Agents.name(), 1))
+        .await?;
 
     let sample = fixtures::conversation_history();
     let mut events = 0u64;
@@ -43,10 +48,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         events += batch.len() as u64;
-        log.append(Topic::Conversations.name(), batch, &Default::default()).await?;
+        log.append(Topic::Conversations.name(), batch, &Default::default())
+            .await?;
     }
 
-    let store: Arc<dyn ReadModels> = Arc::new(EmbeddedStore::open(dir.path().join("store"), EmbeddedOptions::default())?);
+    let store: Arc<dyn ReadModels> = Arc::new(EmbeddedStore::open(
+        dir.path().join("store"),
+        EmbeddedOptions::default(),
+    )?);
     let started = Instant::now();
     let report = rebuild(&log, store, "bench", 4096).await?;
     let elapsed = started.elapsed().as_secs_f64();

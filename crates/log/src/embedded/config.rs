@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::{LogError, Result};
+
 /// When appended records reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -64,3 +66,26 @@ impl EmbeddedConfig {
         }
     }
 }
+
+impl EmbeddedConfig {
+    /// Rejects settings the segment format cannot hold.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.segment_bytes < 4096 || self.segment_bytes > u64::from(u32::MAX) {
+            return Err(LogError::invalid(format!(
+                "segment_bytes must be between 4096 and {}, not {}",
+                u32::MAX,
+                self.segment_bytes
+            )));
+        }
+        if self.max_record_bytes == 0 || self.max_record_bytes > MAX_RECORD_LIMIT {
+            return Err(LogError::invalid(format!(
+                "max_record_bytes must be between 1 and {MAX_RECORD_LIMIT}, not {}",
+                self.max_record_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Frames carry u32 lengths; stay well clear of them.
+const MAX_RECORD_LIMIT: usize = 256 * 1024 * 1024;

@@ -2,8 +2,10 @@
 //! data directory. See DESIGN.md beside this file for the format, the group
 //! commit and the crash-recovery rules.
 
+mod active;
 mod config;
 mod groups;
+mod lock;
 mod partition;
 mod recovery;
 mod retention;
@@ -23,6 +25,7 @@ use tokio::sync::oneshot;
 pub use self::config::{Durability, EmbeddedConfig, Recovery, Retention};
 use self::groups::Groups;
 use self::partition::{TopicState, Topics, check_name};
+pub use self::writer::EmbeddedStats;
 use self::writer::{Request, Writer};
 use crate::error::{LogError, Result};
 use crate::port::{AppendOptions, EventLog, GroupMember, OffsetRange, StartAt, Tail, TopicSpec};
@@ -37,6 +40,8 @@ pub struct EmbeddedLog {
 
 #[derive(Debug)]
 struct Inner {
+    /// Held while the log is open: one process per data directory.
+    _lock: lock::DirLock,
     config: EmbeddedConfig,
     topics: Arc<Topics>,
     writer: Writer,
@@ -47,17 +52,25 @@ impl EmbeddedLog {
     /// Opens (or creates) the log in `config.dir`, recovering every
     /// partition. Blocks while it scans the segments.
     pub fn open(config: EmbeddedConfig) -> Result<EmbeddedLog> {
+        config.validate()?;
+        let lock = lock::lock(&config.dir)?;
         let topics = Arc::new(Topics::new(recovery::load_topics(&config)?));
         let groups = Groups::open(config.dir.join("groups"))?;
         let writer = Writer::start(config.clone(), Arc::clone(&topics))?;
         Ok(EmbeddedLog {
             inner: Arc::new(Inner {
+                _lock: lock,
                 config,
                 topics,
                 writer,
                 groups,
             }),
         })
+    }
+
+    /// The writer's counters since the log opened.
+    pub fn stats(&self) -> EmbeddedStats {
+        self.inner.writer.stats()
     }
 
     /// Finishes queued appends and stops the writer; later appends fail.
@@ -119,18 +132,7 @@ impl EventLog for EmbeddedLog {
         records: Vec<NewRecord>,
         _options: &AppendOptions,
     ) -> Result<Vec<Position>> {
-        if records.is_empty() {
-            return Err(LogError::EmptyBatch);
-        }
-        let max = self.inner.config.max_record_bytes;
-        if let Some((index, size)) = records
-            .iter()
-            .map(NewRecord::size)
-            .enumerate()
-            .find(|(_, s)| *s > max)
-        {
-            return Err(LogError::RecordTooLarge { index, size, max });
-        }
+        crate::record::validate(&records, self.inner.config.max_record_bytes)?;
         let topic = self.topic(topic)?;
         let count = topic.partitions.len() as u32;
         let records = records

@@ -12,6 +12,9 @@ use crate::error::{LogError, Result};
 use crate::port::{OffsetRange, StartAt};
 use crate::record::Record;
 
+/// How many bytes one read returns at most, whatever the record count.
+pub(crate) const MAX_READ_BYTES: u64 = 4 * 1024 * 1024;
+
 /// One partition. The writer appends to the last segment and then moves
 /// `end` forward; readers only ever read below `end`.
 #[derive(Debug)]
@@ -80,7 +83,8 @@ impl PartitionState {
         Ok(())
     }
 
-    /// Reads up to `max` durable records from `from`.
+    /// Reads up to `max` durable records from `from`, and about
+    /// `MAX_READ_BYTES` at most (but always one record).
     pub fn read(&self, from: u64, max: usize) -> Result<Vec<Record>> {
         let range = self.offsets();
         self.check(from, range)?;
@@ -90,20 +94,29 @@ impl PartitionState {
             return Ok(out);
         }
         let segments = self.segments();
-        let first = segments
+        let mut i = segments
             .partition_point(|s| s.base <= from)
             .saturating_sub(1);
         let mut next = from;
-        for segment in &segments[first..] {
-            if out.len() == want {
-                break;
-            }
+        let mut bytes = 0;
+        while out.len() < want && bytes < MAX_READ_BYTES && i < segments.len() {
+            let segment = &segments[i];
             if next < segment.base {
                 // Retention removed what we were reading.
                 break;
             }
+            if next >= segment.end() {
+                i += 1;
+                continue;
+            }
             let before = out.len();
-            segment.read(self.id, next, want - out.len(), &mut out)?;
+            bytes += segment.read(
+                self.id,
+                next,
+                want - out.len(),
+                MAX_READ_BYTES - bytes,
+                &mut out,
+            )?;
             next += (out.len() - before) as u64;
         }
         Ok(out)

@@ -39,6 +39,12 @@ async fn suite_tailing() {
 }
 
 #[tokio::test]
+async fn suite_tail_while_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    suite::tail_while_appending(&open(dir.path())).await;
+}
+
+#[tokio::test]
 async fn suite_group_commit_and_resume() {
     let dir = tempfile::tempdir().unwrap();
     suite::group_commit_and_resume(&open(dir.path())).await;
@@ -107,6 +113,25 @@ async fn records_topics_and_group_offsets_survive_a_reopen() {
 }
 
 #[tokio::test]
+async fn a_read_is_bounded_in_bytes_but_returns_at_least_one_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
+    let big = vec![7u8; 1000 * 1000];
+    for _ in 0..6 {
+        let record = NewRecord::new("k", big.clone());
+        log.append("t", vec![record], &AppendOptions::default())
+            .await
+            .unwrap();
+    }
+    let first = log.read("t", 0, 0, 100).await.unwrap();
+    assert!((1..6).contains(&first.len()), "{} records", first.len());
+    let rest = log.read("t", 0, first.len() as u64, 100).await.unwrap();
+    assert_eq!(first.len() + rest.len(), 6);
+    assert_eq!(rest.last().unwrap().offset, 5);
+}
+
+#[tokio::test]
 async fn concurrent_appenders_share_fsyncs_and_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
@@ -132,6 +157,16 @@ async fn concurrent_appenders_share_fsyncs_and_all_land() {
         total += log.read("t", p, 0, 10_000).await.unwrap().len();
     }
     assert_eq!(total, 64 * 20);
+    let stats = log.stats();
+    assert_eq!((stats.appends, stats.records), (64 * 20, 64 * 20));
+    assert!(
+        stats.groups < stats.appends,
+        "appends were grouped: {stats:?}"
+    );
+    assert!(
+        stats.fsyncs <= stats.groups * 4,
+        "at most one fsync per partition per group: {stats:?}"
+    );
 }
 
 #[tokio::test]
@@ -139,20 +174,23 @@ async fn segments_roll_and_retention_deletes_the_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = EmbeddedConfig::new(dir.path());
     config.segment_bytes = 1024;
+    let err = EmbeddedLog::open(config.clone()).unwrap_err();
+    assert!(matches!(err, LogError::Invalid { .. }), "{err}");
+    config.segment_bytes = 4096;
     let log = EmbeddedLog::open(config.clone()).unwrap();
     log.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
     for i in 0..40 {
-        append_values(&log, "t", [format!("{i:0>100}")]).await;
+        append_values(&log, "t", [format!("{i:0>400}")]).await;
     }
     let partition = log.topic("t").unwrap().partitions[0].clone();
     let segments = partition.segments().len();
-    assert!(segments >= 4, "1 KiB segments roll: {segments}");
+    assert!(segments >= 4, "4 KiB segments roll: {segments}");
     assert_eq!(values(&log, "t").await.len(), 40, "reads span segments");
 
     let mut tail = log.tail("t", 0, StartAt::Earliest).await.unwrap();
     let retention = Retention {
         max_age: None,
-        max_bytes: Some(2048),
+        max_bytes: Some(8192),
     };
     retention::apply_to(&retention, &partition);
     let range = log.offsets("t", 0).await.unwrap();
@@ -286,6 +324,35 @@ async fn damage_while_serving_is_reported_not_served() {
 }
 
 #[tokio::test]
+async fn an_in_process_restart_reopens_while_old_handles_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = open(dir.path());
+    old.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
+    append_values(&old, "t", ["v0".to_owned()]).await;
+    old.shutdown();
+    let new = open(dir.path());
+    append_values(&new, "t", ["v1".to_owned()]).await;
+    assert_eq!(values(&new, "t").await, ["v0", "v1"]);
+}
+
+#[tokio::test]
+async fn a_dropped_member_gives_its_partitions_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(&TopicSpec::new("t", 2)).await.unwrap();
+    let mut first = log.join_group("g", "t", StartAt::Earliest).await.unwrap();
+    assert_eq!(
+        first.next().await.unwrap(),
+        GroupEvent::Assigned(vec![0, 1])
+    );
+    let second = log.join_group("g", "t", StartAt::Earliest).await.unwrap();
+    assert_eq!(first.next().await.unwrap(), GroupEvent::Revoked(vec![1]));
+    drop(second);
+    assert_eq!(first.next().await.unwrap(), GroupEvent::Assigned(vec![1]));
+    assert_eq!(first.assignment(), [0, 1]);
+}
+
+#[tokio::test]
 async fn appends_after_shutdown_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
@@ -316,5 +383,47 @@ async fn interval_and_never_durability_still_append_in_order() {
         append_values(&log, "t", (0..3).map(|i| format!("v{i}"))).await;
         drop(log);
         assert_eq!(values(&open(dir.path()), "t").await, ["v0", "v1", "v2"]);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// A crash can cut the last segment anywhere; recovery keeps exactly
+    /// the records whose frames are whole and the log goes on from there.
+    #[test]
+    fn a_cut_anywhere_keeps_exactly_the_whole_records_before_it(
+        count in 1usize..24,
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = EmbeddedConfig::new(dir.path());
+            config.durability = Durability::Never;
+            let starts: Vec<u64> = {
+                let log = EmbeddedLog::open(config.clone()).unwrap();
+                log.create_topic(&TopicSpec::new("t", 1)).await.unwrap();
+                append_values(&log, "t", (0..count).map(|i| format!("value-{i}"))).await;
+                let segment = log.topic("t").unwrap().partitions[0].segments()[0].clone();
+                segment.lock().positions.iter().map(|&p| p as u64).collect()
+            };
+            let path = segment_path(dir.path(), "t", 0, 0);
+            let len = fs::metadata(&path).unwrap().len();
+            let cut = cut.index(len as usize + 1) as u64;
+            OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+
+            let whole = (0..count)
+                .filter(|&i| starts.get(i + 1).copied().unwrap_or(len) <= cut)
+                .count();
+            let log = EmbeddedLog::open(config).unwrap();
+            let expected: Vec<String> = (0..whole).map(|i| format!("value-{i}")).collect();
+            assert_eq!(values(&log, "t").await, expected, "cut at byte {cut} of {len}");
+            let positions = log
+                .append("t", vec![NewRecord::new("k", "after")], &AppendOptions::default())
+                .await
+                .unwrap();
+            assert_eq!(positions[0].offset, whole as u64);
+        });
     }
 }

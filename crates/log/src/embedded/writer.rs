@@ -7,18 +7,18 @@
 //! grows with the number of concurrent appenders.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::active::{Active, open_active, roll, sync_in_parallel, write_staged};
 use super::config::{Durability, EmbeddedConfig};
-use super::partition::{PartitionState, TopicState, Topics};
-use super::recovery;
-use super::segment::{self, Segment, SegmentIndex};
+use super::partition::{TopicState, Topics};
+use super::segment;
 use crate::error::{LogError, Result};
 use crate::record::{NewRecord, Position, now_ms};
 
@@ -34,12 +34,41 @@ pub(crate) struct Request {
 struct Queue {
     requests: Vec<Request>,
     closed: bool,
+    /// While the writer lingers: the group size it waits for.
+    want: usize,
+}
+
+/// How long the writer waits for the appenders of its last group to come
+/// back before it commits a smaller one. Without it, N appenders settle
+/// into two alternating groups of N/2: one queues while the other syncs.
+const LINGER: Duration = Duration::from_micros(100);
+
+/// Counters of the writer since the log opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmbeddedStats {
+    /// Append calls answered successfully.
+    pub appends: u64,
+    /// Records in them.
+    pub records: u64,
+    /// Groups of appends committed together.
+    pub groups: u64,
+    /// fsyncs of segment files.
+    pub fsyncs: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    appends: AtomicU64,
+    records: AtomicU64,
+    groups: AtomicU64,
+    fsyncs: AtomicU64,
 }
 
 /// The appenders' side of the writer.
 #[derive(Debug)]
 pub(crate) struct Writer {
     shared: Arc<(Mutex<Queue>, Condvar)>,
+    counters: Arc<Counters>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -47,12 +76,15 @@ impl Writer {
     pub fn start(config: EmbeddedConfig, topics: Arc<Topics>) -> Result<Writer> {
         let shared = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
         let queue = Arc::clone(&shared);
+        let counters = Arc::new(Counters::default());
+        let writer_counters = Arc::clone(&counters);
         let thread = std::thread::Builder::new()
             .name("switchboard-log-writer".into())
-            .spawn(move || WriterLoop::new(config, topics).run(&queue))
+            .spawn(move || WriterLoop::new(config, topics, writer_counters).run(&queue))
             .map_err(|e| LogError::io("spawn writer thread", "", e))?;
         Ok(Writer {
             shared,
+            counters,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -67,8 +99,23 @@ impl Writer {
             return;
         }
         queue.requests.push(request);
+        // Wake the writer when it sleeps on an empty queue, or when the
+        // group it lingers for is complete; not for every request.
+        let wake = queue.requests.len() == 1 || queue.requests.len() == queue.want;
         drop(queue);
-        ready.notify_one();
+        if wake {
+            ready.notify_one();
+        }
+    }
+
+    pub fn stats(&self) -> EmbeddedStats {
+        let c = &self.counters;
+        EmbeddedStats {
+            appends: c.appends.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            groups: c.groups.load(Ordering::Relaxed),
+            fsyncs: c.fsyncs.load(Ordering::Relaxed),
+        }
     }
 
     /// Finishes queued appends and stops the thread.
@@ -88,25 +135,19 @@ impl Drop for Writer {
     }
 }
 
-/// The active segment of a partition, open for appending.
-struct Active {
-    topic: Arc<TopicState>,
-    partition: Arc<PartitionState>,
-    segment: Arc<Segment>,
-    file: File,
-    len: u64,
-    next: u64,
-    buf: Vec<u8>,
-    positions: Vec<u32>,
-    max_timestamp_ms: i64,
-    /// Written since the last fsync.
-    unsynced: bool,
+/// A partition by its topic's identity: topics live as long as the log, so
+/// the address is stable, and hashing it allocates nothing per record.
+type PartitionKey = (usize, u32);
+
+fn partition_key(topic: &Arc<TopicState>, partition: u32) -> PartitionKey {
+    (Arc::as_ptr(topic) as usize, partition)
 }
 
 struct WriterLoop {
     config: EmbeddedConfig,
     topics: Arc<Topics>,
-    active: HashMap<(String, u32), Active>,
+    counters: Arc<Counters>,
+    active: HashMap<PartitionKey, Active>,
     /// Set after a failed write or fsync: the page cache can no longer be
     /// trusted, so every later append fails.
     poisoned: Option<String>,
@@ -115,10 +156,11 @@ struct WriterLoop {
 }
 
 impl WriterLoop {
-    fn new(config: EmbeddedConfig, topics: Arc<Topics>) -> Self {
+    fn new(config: EmbeddedConfig, topics: Arc<Topics>, counters: Arc<Counters>) -> Self {
         WriterLoop {
             config,
             topics,
+            counters,
             active: HashMap::new(),
             poisoned: None,
             last_sync: Instant::now(),
@@ -128,6 +170,7 @@ impl WriterLoop {
 
     fn run(mut self, shared: &(Mutex<Queue>, Condvar)) {
         let (lock, ready) = shared;
+        let mut last_group = 0;
         loop {
             let (requests, closed) = {
                 let mut queue = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -140,9 +183,25 @@ impl WriterLoop {
                         break;
                     }
                 }
+                if !queue.requests.is_empty() && queue.requests.len() < last_group {
+                    let until = Instant::now() + LINGER;
+                    queue.want = last_group;
+                    while queue.requests.len() < last_group && !queue.closed {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        queue = ready
+                            .wait_timeout(queue, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                    queue.want = 0;
+                }
                 (std::mem::take(&mut queue.requests), queue.closed)
             };
             if !requests.is_empty() {
+                last_group = requests.len();
                 self.commit(requests);
             }
             self.timers();
@@ -196,12 +255,12 @@ impl WriterLoop {
             return;
         }
         let mut answers = Vec::with_capacity(requests.len());
-        let mut touched: Vec<(String, u32)> = Vec::new();
+        let mut touched: Vec<PartitionKey> = Vec::new();
         let mut failure = None;
         'requests: for request in requests {
             let mut positions = Vec::with_capacity(request.records.len());
             for (partition, record) in &request.records {
-                let key = (request.topic.name.clone(), *partition);
+                let key = partition_key(&request.topic, *partition);
                 match self.stage(&request.topic, *partition, record) {
                     Ok(offset) => positions.push(Position {
                         partition: *partition,
@@ -232,7 +291,12 @@ impl WriterLoop {
             }
             return;
         }
+        let c = &self.counters;
+        c.groups.fetch_add(1, Ordering::Relaxed);
+        c.appends.fetch_add(answers.len() as u64, Ordering::Relaxed);
         for (reply, positions) in answers {
+            c.records
+                .fetch_add(positions.len() as u64, Ordering::Relaxed);
             let _ = reply.send(Ok(positions));
         }
     }
@@ -245,14 +309,14 @@ impl WriterLoop {
         partition: u32,
         record: &NewRecord,
     ) -> Result<u64> {
-        let key = (topic.name.clone(), partition);
-        if !self.active.contains_key(&key) {
-            let state = Arc::clone(topic.partition(partition)?);
-            self.active
-                .insert(key.clone(), open_active(Arc::clone(topic), state)?);
-        }
         let segment_bytes = self.config.segment_bytes;
-        let active = self.active.get_mut(&key).expect("inserted above");
+        let active = match self.active.entry(partition_key(topic, partition)) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let state = Arc::clone(topic.partition(partition)?);
+                entry.insert(open_active(Arc::clone(topic), state)?)
+            }
+        };
         let pending = active.buf.len() as u64;
         if active.len + pending > segment_bytes && active.next > active.segment.base {
             roll(active)?;
@@ -270,7 +334,7 @@ impl WriterLoop {
 
     /// Writes the staged bytes, fsyncs per the durability policy, then makes
     /// the records visible to readers.
-    fn flush(&mut self, touched: &[(String, u32)]) -> Result<()> {
+    fn flush(&mut self, touched: &[PartitionKey]) -> Result<()> {
         for key in touched {
             let active = self
                 .active
@@ -279,17 +343,17 @@ impl WriterLoop {
             write_staged(active)?;
         }
         if self.config.durability == Durability::Always {
+            let files: Vec<&Active> = touched.iter().map(|key| &self.active[key]).collect();
+            sync_in_parallel(&files)?;
             for key in touched {
-                let active = self
-                    .active
+                self.active
                     .get_mut(key)
-                    .expect("staged partitions are active");
-                active
-                    .file
-                    .sync_data()
-                    .map_err(|e| LogError::io("fsync segment", &active.segment.path, e))?;
-                active.unsynced = false;
+                    .expect("staged partitions are active")
+                    .unsynced = false;
             }
+            self.counters
+                .fsyncs
+                .fetch_add(touched.len() as u64, Ordering::Relaxed);
             self.last_sync = Instant::now();
         }
         let mut topics: Vec<&Arc<TopicState>> = Vec::new();
@@ -315,89 +379,8 @@ impl WriterLoop {
                 return;
             }
             active.unsynced = false;
+            self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         self.last_sync = Instant::now();
     }
-}
-
-fn open_active(topic: Arc<TopicState>, partition: Arc<PartitionState>) -> Result<Active> {
-    let segment = Arc::clone(
-        partition
-            .segments()
-            .last()
-            .expect("a partition has a segment"),
-    );
-    let file = OpenOptions::new()
-        .append(true)
-        .open(&segment.path)
-        .map_err(|e| LogError::io("open segment for append", &segment.path, e))?;
-    let (len, next) = {
-        let index = segment.lock();
-        (index.len, segment.base + index.positions.len() as u64)
-    };
-    Ok(Active {
-        topic,
-        partition,
-        segment,
-        file,
-        len,
-        next,
-        buf: Vec::with_capacity(64 * 1024),
-        positions: Vec::new(),
-        max_timestamp_ms: i64::MIN,
-        unsynced: false,
-    })
-}
-
-/// Appends the staged bytes to the segment file and extends its index.
-/// Readers still stop at the partition's published end.
-fn write_staged(active: &mut Active) -> Result<()> {
-    if active.buf.is_empty() {
-        return Ok(());
-    }
-    active
-        .file
-        .write_all(&active.buf)
-        .map_err(|e| LogError::io("write segment", &active.segment.path, e))?;
-    active.len += active.buf.len() as u64;
-    active.unsynced = true;
-    active.buf.clear();
-    let mut index = active.segment.lock();
-    index.positions.append(&mut active.positions);
-    index.len = active.len;
-    index.max_timestamp_ms = index.max_timestamp_ms.max(active.max_timestamp_ms);
-    Ok(())
-}
-
-/// Closes the full segment (written and synced) and starts the next one.
-fn roll(active: &mut Active) -> Result<()> {
-    write_staged(active)?;
-    active
-        .file
-        .sync_data()
-        .map_err(|e| LogError::io("fsync segment", &active.segment.path, e))?;
-    let path = recovery::create_segment(&active.partition.dir, active.next)?;
-    let segment = Arc::new(Segment::new(
-        active.next,
-        path.clone(),
-        SegmentIndex {
-            len: segment::FILE_HEADER_LEN,
-            ..Default::default()
-        },
-    )?);
-    active.file = OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(|e| LogError::io("open segment for append", &path, e))?;
-    active
-        .partition
-        .segments
-        .write()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(Arc::clone(&segment));
-    active.segment = segment;
-    active.len = segment::FILE_HEADER_LEN;
-    active.max_timestamp_ms = i64::MIN;
-    active.unsynced = false;
-    Ok(())
 }

@@ -25,6 +25,8 @@ pub struct KafkaConfig {
     pub max_record_bytes: usize,
     /// How long a group member may go silent before the group drops it.
     pub session_timeout: Duration,
+    /// How long a `read` waits for the brokers before it fails (retriable).
+    pub read_timeout: Duration,
     /// Further librdkafka properties, applied last.
     pub extra: BTreeMap<String, String>,
 }
@@ -41,6 +43,7 @@ impl KafkaConfig {
             delivery_timeout: Duration::from_secs(30),
             max_record_bytes: 1024 * 1024,
             session_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
             extra: BTreeMap::new(),
         }
     }
@@ -61,9 +64,10 @@ impl KafkaConfig {
         config
     }
 
-    /// The producer: idempotent, acks from all in-sync replicas, Kafka's
-    /// murmur2 partitioner, bounded in-flight requests.
-    pub(crate) fn producer(&self) -> ClientConfig {
+    /// The librdkafka settings of the producer: idempotent, acks from all
+    /// in-sync replicas, Kafka's murmur2 partitioner, bounded in-flight
+    /// requests. Public so that a plain producer can be compared with ours.
+    pub fn producer(&self) -> ClientConfig {
         let mut config = self.base();
         config
             .set("enable.idempotence", "true")

@@ -38,6 +38,15 @@ pub(crate) fn kafka(op: &'static str, err: KafkaError) -> LogError {
     }
 }
 
+/// A per-topic error code of an admin request, naming the topic.
+pub(crate) fn topic_error(op: &'static str, topic: &str, code: RDKafkaErrorCode) -> LogError {
+    LogError::Kafka {
+        op,
+        message: format!("topic {topic}: {code}"),
+        retriable: retriable(code),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

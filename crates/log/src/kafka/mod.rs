@@ -214,10 +214,7 @@ impl EventLog for KafkaLog {
                 Ok(_) => {}
                 Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => {
-                    return Err(
-                        kafka("create topic", rdkafka::error::KafkaError::AdminOp(code))
-                            .with_context(&name),
-                    );
+                    return Err(errors::topic_error("create topic", &name, code));
                 }
             }
         }
@@ -247,18 +244,7 @@ impl EventLog for KafkaLog {
         records: Vec<NewRecord>,
         _options: &AppendOptions,
     ) -> Result<Vec<Position>> {
-        if records.is_empty() {
-            return Err(LogError::EmptyBatch);
-        }
-        let max = self.inner.config.max_record_bytes;
-        if let Some((index, size)) = records
-            .iter()
-            .map(NewRecord::size)
-            .enumerate()
-            .find(|(_, s)| *s > max)
-        {
-            return Err(LogError::RecordTooLarge { index, size, max });
-        }
+        crate::record::validate(&records, self.inner.config.max_record_bytes)?;
         self.partition_count(topic).await?;
         self.inner.producer.append(topic, records).await
     }
@@ -283,8 +269,19 @@ impl EventLog for KafkaLog {
         }
         let mut tail =
             tail::KafkaTail::new(&self.inner.config, topic, partition, StartAt::Offset(from))?;
+        let timeout = self.inner.config.read_timeout;
         while out.len() < max {
-            match tail.next_or_end().await? {
+            let next = tokio::time::timeout(timeout, tail.next_or_end())
+                .await
+                .map_err(|_| LogError::Kafka {
+                    op: "read",
+                    message: format!(
+                        "{topic}/{partition}: no record and no end of partition at offset {} within {timeout:?}",
+                        from + out.len() as u64
+                    ),
+                    retriable: true,
+                })??;
+            match next {
                 Some(record) => out.push(record),
                 None => break,
             }
@@ -325,22 +322,5 @@ impl EventLog for KafkaLog {
             topic,
             start,
         )?))
-    }
-}
-
-impl LogError {
-    fn with_context(self, context: &str) -> LogError {
-        match self {
-            LogError::Kafka {
-                op,
-                message,
-                retriable,
-            } => LogError::Kafka {
-                op,
-                message: format!("{context}: {message}"),
-                retriable,
-            },
-            other => other,
-        }
     }
 }

@@ -108,6 +108,12 @@ async fn suite_tailing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_tail_while_appending() {
+    let broker = Broker::start();
+    suite::tail_while_appending(&broker.log()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suite_group_commit_and_resume() {
     let broker = Broker::start();
     suite::group_commit_and_resume(&broker.log()).await;
