@@ -72,6 +72,15 @@ pub enum LogError {
     },
     #[error("data directory in use: {dir} is locked by another process")]
     Locked { dir: PathBuf },
+    #[error(
+        "fenced: {topic}/{partition} was claimed by a newer writer (epoch {current}); this writer held epoch {held}"
+    )]
+    Fenced {
+        topic: String,
+        partition: u32,
+        held: u64,
+        current: u64,
+    },
     #[error("log is closed: {reason}")]
     Closed { reason: String },
     #[error("kafka {op} failed: {message}")]
@@ -99,7 +108,8 @@ impl LogError {
             LogError::Io { .. }
             | LogError::Kafka { .. }
             | LogError::Corrupt { .. }
-            | LogError::Locked { .. } => ErrorDomain::External,
+            | LogError::Locked { .. }
+            | LogError::Fenced { .. } => ErrorDomain::External,
             LogError::Closed { .. } => ErrorDomain::Internal,
         }
     }

@@ -20,6 +20,6 @@ mod suite;
 
 pub use error::{ErrorDomain, LogError, Result};
 pub use port::{
-    AppendOptions, EventLog, GroupEvent, GroupMember, OffsetRange, StartAt, Tail, TopicSpec,
+    AppendOptions, EventLog, Fence, GroupEvent, GroupMember, OffsetRange, StartAt, Tail, TopicSpec,
 };
 pub use record::{Header, NewRecord, Position, Record};

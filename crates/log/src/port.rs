@@ -26,10 +26,29 @@ impl TopicSpec {
     }
 }
 
-/// Options of one append. Empty today; per-partition owner fencing goes here.
+/// The single-writer role of one partition, as [`EventLog::claim`] granted it. Epochs only
+/// grow: a newer claim fences every older one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fence {
+    pub partition: u32,
+    pub epoch: u64,
+}
+
+/// Options of one append.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct AppendOptions {}
+pub struct AppendOptions {
+    /// Append only while this claim is the partition's newest; every record must map to the
+    /// fence's partition. Without it, the append is unfenced.
+    pub fence: Option<Fence>,
+}
+
+impl AppendOptions {
+    /// An append under a claim.
+    pub fn fenced(fence: Fence) -> Self {
+        AppendOptions { fence: Some(fence) }
+    }
+}
 
 /// Where a reader starts when it has no offset of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +89,13 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
         records: Vec<NewRecord>,
         options: &AppendOptions,
     ) -> Result<Vec<Position>>;
+
+    /// Takes the single-writer role of a partition. From the moment it returns, every append
+    /// under an older claim of the partition fails with [`LogError::Fenced`], and every
+    /// append made before it is durable, so a reader that starts now sees all of them.
+    ///
+    /// [`LogError::Fenced`]: crate::LogError::Fenced
+    async fn claim(&self, topic: &str, partition: u32) -> Result<Fence>;
 
     /// The retained offsets of a partition.
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange>;

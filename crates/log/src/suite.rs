@@ -367,3 +367,85 @@ pub(crate) async fn bad_input(log: &dyn EventLog, max_record_bytes: usize) {
         "{err}"
     );
 }
+
+/// A claim fences every older claim of the partition: the deposed writer's appends fail with
+/// `Fenced` and write nothing; the new writer's go through; a fenced append refuses records of
+/// other partitions. `a` and `b` are two clients of the same log (two instances).
+pub(crate) async fn claims_fence_older_writers(a: &dyn EventLog, b: &dyn EventLog) {
+    let topic = "suite.fencing";
+    a.create_topic(&TopicSpec::new(topic, 2)).await.unwrap();
+    let key = "conversation-fenced";
+    let partition = partition_for_key(key.as_bytes(), 2);
+    let first = within("first claim", a.claim(topic, partition))
+        .await
+        .unwrap();
+    let fenced = |fence| AppendOptions::fenced(fence);
+    within(
+        "append under the claim",
+        a.append(
+            topic,
+            vec![NewRecord::new(key, value(key, 0))],
+            &fenced(first),
+        ),
+    )
+    .await
+    .unwrap();
+
+    let second = within("second claim", b.claim(topic, partition))
+        .await
+        .unwrap();
+    let deposed = within(
+        "deposed append",
+        a.append(
+            topic,
+            vec![NewRecord::new(key, value(key, 1))],
+            &fenced(first),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(deposed, Err(LogError::Fenced { .. })),
+        "{deposed:?}"
+    );
+    within(
+        "new owner's append",
+        b.append(
+            topic,
+            vec![NewRecord::new(key, value(key, 2))],
+            &fenced(second),
+        ),
+    )
+    .await
+    .unwrap();
+
+    let other_key = (0..)
+        .map(|k| format!("other-{k}"))
+        .find(|k| partition_for_key(k.as_bytes(), 2) != partition)
+        .unwrap();
+    let outside = b
+        .append(
+            topic,
+            vec![NewRecord::new(other_key.as_str(), vec![1])],
+            &fenced(second),
+        )
+        .await;
+    assert!(
+        matches!(outside, Err(LogError::Invalid { .. })),
+        "{outside:?}"
+    );
+
+    let range = b.offsets(topic, partition).await.unwrap();
+    let records = within("read back", b.read(topic, partition, range.start, 10))
+        .await
+        .unwrap();
+    let values: Vec<Vec<u8>> = records
+        .iter()
+        .filter(|r| r.key == key.as_bytes())
+        .map(|r| r.value.clone())
+        .collect();
+    assert_eq!(
+        values,
+        vec![value(key, 0), value(key, 2)],
+        "the deposed writer wrote nothing"
+    );
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use switchboard_events::id::{AgentId, CorrelationId, TenantId};
 use switchboard_events::principal::Principal;
 use switchboard_events::{AgentEvent, Timestamp, Topic};
-use switchboard_log::{AppendOptions, EventLog, NewRecord};
+use switchboard_log::{AppendOptions, EventLog, Fence, LogError, NewRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::agent::AgentState;
@@ -32,6 +32,8 @@ pub(crate) struct AgentShard {
     states: HashMap<(TenantId, AgentId), AgentState>,
     next_offset: u64,
     stale: bool,
+    fence: Option<Fence>,
+    deposed: bool,
 }
 
 impl AgentShard {
@@ -43,7 +45,20 @@ impl AgentShard {
             states: HashMap::new(),
             next_offset: 0,
             stale: true,
+            fence: None,
+            deposed: false,
         }
+    }
+
+    /// Claims the partition and folds it to its end.
+    pub async fn take_ownership(&mut self) -> Result<(), CommandError> {
+        let fence = self
+            .log
+            .claim(Topic::Agents.name(), self.partition)
+            .await
+            .map_err(unavailable)?;
+        self.fence = Some(fence);
+        self.catch_up().await
     }
 
     pub async fn catch_up(&mut self) -> Result<(), CommandError> {
@@ -101,6 +116,12 @@ impl AgentShard {
     }
 
     async fn process(&mut self, batch: Vec<AgentJob>) {
+        if self.deposed {
+            for job in batch {
+                let _ = job.reply.send(Err(CommandError::NotOwner { owner: None }));
+            }
+            return;
+        }
         if self.stale
             && let Err(e) = self.catch_up().await
         {
@@ -120,7 +141,11 @@ impl AgentShard {
         if !records.is_empty()
             && let Err(e) = self
                 .log
-                .append(Topic::Agents.name(), records, &AppendOptions::default())
+                .append(
+                    Topic::Agents.name(),
+                    records,
+                    &self.fence.map(AppendOptions::fenced).unwrap_or_default(),
+                )
                 .await
         {
             for (key, before) in undo {
@@ -130,7 +155,12 @@ impl AgentShard {
                 };
             }
             self.stale = true;
-            let error = unavailable(e);
+            let error = if matches!(e, LogError::Fenced { .. }) {
+                self.deposed = true;
+                CommandError::NotOwner { owner: None }
+            } else {
+                unavailable(e)
+            };
             for (reply, answer) in answers {
                 let _ = reply.send(answer.and(Err(error.clone())));
             }

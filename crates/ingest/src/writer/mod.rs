@@ -87,7 +87,7 @@ impl Writer {
         let mut conversations = Vec::new();
         for partition in 0..conversation_partitions {
             let mut shard = Shard::new(partition, log.clone(), keys.clone(), config.limits.clone());
-            shard.catch_up().await?;
+            shard.take_ownership().await?;
             let (tx, rx) = mpsc::channel(config.queue_depth);
             tokio::spawn(shard.run(rx));
             conversations.push(tx);
@@ -95,7 +95,7 @@ impl Writer {
         let mut agents = Vec::new();
         for partition in 0..agent_partitions {
             let mut shard = AgentShard::new(partition, log.clone(), config.limits.clone());
-            shard.catch_up().await?;
+            shard.take_ownership().await?;
             let (tx, rx) = mpsc::channel(config.queue_depth);
             tokio::spawn(shard.run(rx));
             agents.push(tx);

@@ -16,7 +16,7 @@ use switchboard_events::id::{ConversationId, CorrelationId, CustomerId, MessageI
 use switchboard_events::personal::DataKey;
 use switchboard_events::principal::Principal;
 use switchboard_events::{ConversationEvent, Seq, Timestamp, Topic};
-use switchboard_log::{AppendOptions, EventLog, NewRecord};
+use switchboard_log::{AppendOptions, EventLog, Fence, LogError, NewRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Ack;
@@ -55,6 +55,10 @@ pub(crate) struct Shard {
     stale: bool,
     /// Customers whose erasure was read from the log: their keys must be gone.
     erased_in_log: Vec<(TenantId, CustomerId)>,
+    /// This shard's claim on its partition; every append is made under it.
+    fence: Option<Fence>,
+    /// A newer claim took the partition: the shard answers `not_owner` from now on.
+    deposed: bool,
 }
 
 impl Shard {
@@ -75,7 +79,21 @@ impl Shard {
             next_offset: 0,
             stale: true,
             erased_in_log: Vec::new(),
+            fence: None,
+            deposed: false,
         }
+    }
+
+    /// Claims the partition (fencing any earlier writer of it) and folds it to its end: the
+    /// new owner's first two steps (see `ownership.md`).
+    pub async fn take_ownership(&mut self) -> Result<(), CommandError> {
+        let fence = self
+            .log
+            .claim(Topic::Conversations.name(), self.partition)
+            .await
+            .map_err(unavailable)?;
+        self.fence = Some(fence);
+        self.catch_up().await
     }
 
     /// Folds every event of the partition not yet folded.
@@ -140,6 +158,10 @@ impl Shard {
         }
     }
 
+    fn append_options(&self) -> AppendOptions {
+        self.fence.map(AppendOptions::fenced).unwrap_or_default()
+    }
+
     pub async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.recv().await {
             let mut batch = vec![first];
@@ -154,6 +176,12 @@ impl Shard {
     }
 
     async fn process(&mut self, batch: Vec<Job>) {
+        if self.deposed {
+            for job in batch {
+                let _ = job.reply.send(Err(CommandError::NotOwner { owner: None }));
+            }
+            return;
+        }
         if self.stale
             && let Err(e) = self.catch_up().await
         {
@@ -176,11 +204,7 @@ impl Shard {
         if !records.is_empty() {
             let appended = self
                 .log
-                .append(
-                    Topic::Conversations.name(),
-                    records,
-                    &AppendOptions::default(),
-                )
+                .append(Topic::Conversations.name(), records, &self.append_options())
                 .await;
             match appended {
                 Ok(positions) => {
@@ -189,7 +213,14 @@ impl Shard {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(partition = self.partition, error = %e, "append failed; commands are refused and the tail is read again");
+                    let error = if matches!(e, LogError::Fenced { .. }) {
+                        tracing::warn!(partition = self.partition, error = %e, "deposed: another writer claimed the partition");
+                        self.deposed = true;
+                        CommandError::NotOwner { owner: None }
+                    } else {
+                        tracing::warn!(partition = self.partition, error = %e, "append failed; commands are refused and the tail is read again");
+                        unavailable(e)
+                    };
                     for (id, before) in undo {
                         match before {
                             Some(state) => self.states.insert(id, state),
@@ -197,7 +228,6 @@ impl Shard {
                         };
                     }
                     self.stale = true;
-                    let error = unavailable(e);
                     for (reply, answer) in answers {
                         let _ = reply.send(answer.and(Err(error.clone())));
                     }

@@ -306,6 +306,13 @@ impl EventLog for FlakyLog {
         }
         Ok(written)
     }
+    async fn claim(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> switchboard_log::Result<switchboard_log::Fence> {
+        self.inner.claim(topic, partition).await
+    }
     async fn offsets(&self, topic: &str, partition: u32) -> switchboard_log::Result<OffsetRange> {
         self.inner.offsets(topic, partition).await
     }
@@ -424,4 +431,75 @@ async fn agent_commands_are_written_and_rebuilt() {
         (Seq(1), true),
         "rebuilt from the log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_writer_cannot_append_and_the_new_owner_continues_the_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = embedded(dir.path());
+    let keys: Arc<dyn DataKeys> = Arc::new(InMemoryKeys::default());
+    let old = start(log.clone(), keys.clone()).await;
+    let opened = old
+        .conversation(customer(), None, open(), correlation())
+        .await
+        .unwrap();
+    let id = ConversationId::new(opened.stream_id).unwrap();
+    let first = old
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c1", "hello"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+
+    // A second instance takes every partition while the first still runs (a pause, a split).
+    let new = start(log.clone(), keys).await;
+    let refused = old
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c2", "lost?"),
+            correlation(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "not_owner");
+    assert!(refused.retriable(), "the client retries elsewhere");
+
+    let retried = new
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c2", "lost?"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.seq,
+        first.seq.next(),
+        "the deposed writer wrote nothing"
+    );
+    let again = new
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c1", "hello"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.seq, again.unchanged),
+        (first.seq, true),
+        "what the old owner acked is known"
+    );
+    let seqs: Vec<u64> = history(log.as_ref(), &id)
+        .await
+        .iter()
+        .map(|e| e.envelope.seq.0)
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 }

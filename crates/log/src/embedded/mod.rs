@@ -28,7 +28,9 @@ use self::partition::{TopicState, Topics, check_name};
 pub use self::writer::EmbeddedStats;
 use self::writer::{Request, Writer};
 use crate::error::{LogError, Result};
-use crate::port::{AppendOptions, EventLog, GroupMember, OffsetRange, StartAt, Tail, TopicSpec};
+use crate::port::{
+    AppendOptions, EventLog, Fence, GroupMember, OffsetRange, StartAt, Tail, TopicSpec,
+};
 use crate::record::{NewRecord, Position, Record};
 
 /// The embedded log. Cheap to clone; the last clone dropped finishes the
@@ -46,6 +48,8 @@ struct Inner {
     topics: Arc<Topics>,
     writer: Writer,
     groups: Groups,
+    /// The newest claim of each partition; appends under an older one are refused.
+    fences: std::sync::Mutex<std::collections::HashMap<(String, u32), u64>>,
 }
 
 impl EmbeddedLog {
@@ -64,6 +68,7 @@ impl EmbeddedLog {
                 topics,
                 writer,
                 groups,
+                fences: Default::default(),
             }),
         })
     }
@@ -130,24 +135,81 @@ impl EventLog for EmbeddedLog {
         &self,
         topic: &str,
         records: Vec<NewRecord>,
-        _options: &AppendOptions,
+        options: &AppendOptions,
     ) -> Result<Vec<Position>> {
         crate::record::validate(&records, self.inner.config.max_record_bytes)?;
         let topic = self.topic(topic)?;
         let count = topic.partitions.len() as u32;
-        let records = records
+        let records: Vec<(u32, NewRecord)> = records
             .into_iter()
             .map(|r| (partition_for_key(&r.key, count), r))
             .collect();
         let (reply, answer) = oneshot::channel();
-        self.inner.writer.submit(Request {
-            topic,
+        let request = Request {
+            topic: Arc::clone(&topic),
             records,
             reply,
-        });
+        };
+        match options.fence {
+            None => self.inner.writer.submit(request),
+            Some(fence) => {
+                if let Some((p, _)) = request.records.iter().find(|(p, _)| *p != fence.partition) {
+                    return Err(LogError::invalid(format!(
+                        "a record maps to partition {p}, outside the fence of partition {}",
+                        fence.partition
+                    )));
+                }
+                // Checked and queued under the lock: a claim either comes before (and the
+                // append is refused) or after (and waits for the append to be durable).
+                let fences = self
+                    .inner
+                    .fences
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let current = fences
+                    .get(&(topic.name.clone(), fence.partition))
+                    .copied()
+                    .unwrap_or(0);
+                if current != fence.epoch {
+                    return Err(LogError::Fenced {
+                        topic: topic.name.clone(),
+                        partition: fence.partition,
+                        held: fence.epoch,
+                        current,
+                    });
+                }
+                self.inner.writer.submit(request);
+            }
+        }
         answer.await.map_err(|_| LogError::Closed {
             reason: "writer stopped".into(),
         })?
+    }
+
+    async fn claim(&self, topic: &str, partition: u32) -> Result<Fence> {
+        let state = self.topic(topic)?;
+        state.partition(partition)?;
+        let (reply, answer) = oneshot::channel();
+        let epoch = {
+            let mut fences = self
+                .inner
+                .fences
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let epoch = fences.entry((state.name.clone(), partition)).or_insert(0);
+            *epoch += 1;
+            // An empty request is answered once every request queued before it is durable.
+            self.inner.writer.submit(Request {
+                topic: Arc::clone(&state),
+                records: Vec::new(),
+                reply,
+            });
+            *epoch
+        };
+        answer.await.map_err(|_| LogError::Closed {
+            reason: "writer stopped".into(),
+        })??;
+        Ok(Fence { partition, epoch })
     }
 
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange> {

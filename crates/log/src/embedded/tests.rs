@@ -65,6 +65,13 @@ async fn suite_bad_input() {
     suite::bad_input(&EmbeddedLog::open(config).unwrap(), 100).await;
 }
 
+#[tokio::test]
+async fn suite_claims_fence_older_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    suite::claims_fence_older_writers(&log, &log.clone()).await;
+}
+
 async fn append_values(log: &EmbeddedLog, topic: &str, values: impl IntoIterator<Item = String>) {
     let batch = values.into_iter().map(|v| NewRecord::new("k", v)).collect();
     log.append(topic, batch, &AppendOptions::default())

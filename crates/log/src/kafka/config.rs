@@ -11,6 +11,9 @@ pub struct KafkaConfig {
     /// `host:port,...` of the brokers.
     pub bootstrap_servers: String,
     pub client_id: String,
+    /// Prefix of the `transactional.id` a claim of a partition uses: the same for every
+    /// instance that may claim the partition, so that a new claim fences the old one.
+    pub transaction_prefix: String,
     /// Replication factor of topics this backend creates.
     pub replication_factor: i32,
     /// `none`, `gzip`, `snappy`, `lz4` or `zstd` (if librdkafka has it).
@@ -36,6 +39,7 @@ impl KafkaConfig {
         KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             client_id: "switchboard".into(),
+            transaction_prefix: "switchboard".into(),
             replication_factor: 1,
             compression: "lz4".into(),
             linger: Duration::from_millis(5),

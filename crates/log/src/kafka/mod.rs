@@ -7,6 +7,7 @@
 
 mod config;
 mod errors;
+mod fence;
 mod groups;
 mod tail;
 mod writer;
@@ -27,7 +28,9 @@ use rdkafka::types::RDKafkaRespErr;
 pub use self::config::KafkaConfig;
 use self::errors::kafka;
 use crate::error::{LogError, Result};
-use crate::port::{AppendOptions, EventLog, GroupMember, OffsetRange, StartAt, Tail, TopicSpec};
+use crate::port::{
+    AppendOptions, EventLog, Fence, GroupMember, OffsetRange, StartAt, Tail, TopicSpec,
+};
 use crate::record::{NewRecord, Position, Record};
 
 /// How long a metadata or offsets request to the brokers may take.
@@ -46,6 +49,8 @@ struct Inner {
     /// Metadata and watermark queries; never subscribes.
     meta: Arc<BaseConsumer>,
     partitions: Mutex<HashMap<String, u32>>,
+    /// The partitions this client has claimed, each with its transactional producer.
+    fenced: tokio::sync::Mutex<HashMap<(String, u32), Arc<fence::FencedProducer>>>,
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -77,6 +82,7 @@ impl KafkaLog {
                 admin,
                 meta,
                 partitions: Mutex::default(),
+                fenced: Default::default(),
             }),
         })
     }
@@ -242,11 +248,56 @@ impl EventLog for KafkaLog {
         &self,
         topic: &str,
         records: Vec<NewRecord>,
-        _options: &AppendOptions,
+        options: &AppendOptions,
     ) -> Result<Vec<Position>> {
         crate::record::validate(&records, self.inner.config.max_record_bytes)?;
-        self.partition_count(topic).await?;
-        self.inner.producer.append(topic, records).await
+        let count = self.partition_count(topic).await?;
+        let Some(fence) = options.fence else {
+            return self.inner.producer.append(topic, records).await;
+        };
+        let outside = records
+            .iter()
+            .map(|r| switchboard_events::partition::partition_for_key(&r.key, count))
+            .find(|p| *p != fence.partition);
+        if let Some(p) = outside {
+            return Err(LogError::invalid(format!(
+                "a record maps to partition {p}, outside the fence of partition {}",
+                fence.partition
+            )));
+        }
+        let producer = {
+            let fenced = self.inner.fenced.lock().await;
+            match fenced.get(&(topic.to_owned(), fence.partition)) {
+                Some(p) if p.epoch == fence.epoch => Arc::clone(p),
+                other => {
+                    return Err(LogError::Fenced {
+                        topic: topic.to_owned(),
+                        partition: fence.partition,
+                        held: fence.epoch,
+                        current: other.map_or(0, |p| p.epoch),
+                    });
+                }
+            }
+        };
+        producer.append(topic, fence.partition, &records).await
+    }
+
+    async fn claim(&self, topic: &str, partition: u32) -> Result<Fence> {
+        let count = self.partition_count(topic).await?;
+        if partition >= count {
+            return Err(LogError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+                partitions: count,
+            });
+        }
+        let mut fenced = self.inner.fenced.lock().await;
+        let key = (topic.to_owned(), partition);
+        let epoch = fenced.get(&key).map_or(1, |p| p.epoch + 1);
+        let producer =
+            fence::FencedProducer::claim(&self.inner.config, topic, partition, epoch).await?;
+        fenced.insert(key, Arc::new(producer));
+        Ok(Fence { partition, epoch })
     }
 
     async fn offsets(&self, topic: &str, partition: u32) -> Result<OffsetRange> {

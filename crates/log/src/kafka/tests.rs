@@ -130,3 +130,47 @@ async fn suite_bad_input() {
     let broker = Broker::start();
     suite::bad_input(&broker.log(), 1024 * 1024).await;
 }
+
+/// Fencing rides on Kafka transactions (KIP-98). tansu 0.6 does not implement `EndTxn`, so on
+/// it this test checks that a fenced append fails loudly rather than writing unfenced; the
+/// fencing scenario itself runs against a broker that has transactions when
+/// `SWITCHBOARD_TEST_KAFKA=host:port` names one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_claims_fence_older_writers() {
+    if let Ok(address) = std::env::var("SWITCHBOARD_TEST_KAFKA") {
+        let client = || KafkaLog::connect(KafkaConfig::new(&address)).expect("kafka clients");
+        suite::claims_fence_older_writers(&client(), &client()).await;
+        return;
+    }
+    eprintln!(
+        "fencing scenario skipped: tansu has no transactions; set SWITCHBOARD_TEST_KAFKA=host:port to run it"
+    );
+    let broker = Broker::start();
+    let log = broker.log();
+    log.create_topic(&TopicSpec::new("suite.fencing", 1))
+        .await
+        .unwrap();
+    let fence = log.claim("suite.fencing", 0).await.unwrap();
+    let append = log
+        .append(
+            "suite.fencing",
+            vec![NewRecord::new("k", b"v".to_vec())],
+            &AppendOptions::fenced(fence),
+        )
+        .await;
+    match append {
+        Err(LogError::Kafka { op, message, .. }) => {
+            assert_eq!(op, "commit transaction");
+            assert!(message.contains("EndTxn"), "{message}");
+        }
+        other => {
+            panic!("a fenced append on a broker without transactions must fail, got {other:?}")
+        }
+    }
+    let range = log.offsets("suite.fencing", 0).await.unwrap();
+    let visible = log.read("suite.fencing", 0, range.start, 10).await.unwrap();
+    assert!(
+        visible.is_empty(),
+        "nothing of the failed transaction is visible: {visible:?}"
+    );
+}
