@@ -11,11 +11,13 @@ mod tests;
 
 use std::sync::Arc;
 
+use std::sync::RwLock;
 use switchboard_events::Topic;
 use switchboard_events::id::{AgentId, ConversationId, CorrelationId};
 use switchboard_events::partition::partition_for_key;
 use switchboard_events::principal::Principal;
-use switchboard_log::{EventLog, TopicSpec};
+
+use switchboard_log::{EventLog, GroupEvent, GroupMember, StartAt, TopicSpec};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{Ack, CommandHandler};
@@ -48,71 +50,258 @@ impl Default for WriterConfig {
     }
 }
 
+/// One sender per partition of a topic: `None` while another instance owns the partition.
+type Slots<T> = Arc<Vec<RwLock<Option<mpsc::Sender<T>>>>>;
+
 /// The single writer of the partitions it owns.
 #[derive(Clone, Debug)]
 pub struct Writer {
-    conversations: Arc<Vec<mpsc::Sender<Job>>>,
-    agents: Arc<Vec<mpsc::Sender<AgentJob>>>,
+    conversations: Slots<Job>,
+    agents: Slots<AgentJob>,
+    /// The tasks that follow the consumer group, when ownership comes from one.
+    _membership: Option<Arc<Membership>>,
+}
+
+/// Aborts the group-following tasks when the last handle of the writer goes.
+#[derive(Debug)]
+struct Membership(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Everything a shard needs to be built.
+#[derive(Clone)]
+struct Parts {
+    log: Arc<dyn EventLog>,
+    keys: Arc<dyn DataKeys>,
+    config: WriterConfig,
+}
+
+impl Parts {
+    async fn conversation_shard(&self, partition: u32) -> Result<mpsc::Sender<Job>, CommandError> {
+        let mut shard = Shard::new(
+            partition,
+            self.log.clone(),
+            self.keys.clone(),
+            self.config.limits.clone(),
+        );
+        shard.take_ownership().await?;
+        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        tokio::spawn(shard.run(rx));
+        Ok(tx)
+    }
+
+    async fn agent_shard(&self, partition: u32) -> Result<mpsc::Sender<AgentJob>, CommandError> {
+        let mut shard = AgentShard::new(partition, self.log.clone(), self.config.limits.clone());
+        shard.take_ownership().await?;
+        let (tx, rx) = mpsc::channel(self.config.queue_depth);
+        tokio::spawn(shard.run(rx));
+        Ok(tx)
+    }
+
+    /// Creates both topics when missing and returns their partition counts.
+    async fn topics(&self) -> Result<(u32, u32), CommandError> {
+        let log = &self.log;
+        let spec = |topic: Topic, n| TopicSpec::new(topic.name(), n);
+        log.create_topic(&spec(
+            Topic::Conversations,
+            self.config.conversation_partitions,
+        ))
+        .await
+        .map_err(unavailable)?;
+        log.create_topic(&spec(Topic::Agents, self.config.agent_partitions))
+            .await
+            .map_err(unavailable)?;
+        let conversations = log
+            .partitions(Topic::Conversations.name())
+            .await
+            .map_err(unavailable)?;
+        let agents = log
+            .partitions(Topic::Agents.name())
+            .await
+            .map_err(unavailable)?;
+        Ok((conversations, agents))
+    }
+}
+
+fn empty_slots<T>(n: u32) -> Slots<T> {
+    Arc::new((0..n).map(|_| RwLock::new(None)).collect())
+}
+
+fn set<T>(slots: &Slots<T>, partition: u32, sender: Option<mpsc::Sender<T>>) {
+    if let Some(slot) = slots.get(partition as usize) {
+        *slot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sender;
+    }
 }
 
 impl Writer {
-    /// Creates the topics if needed, rebuilds the state of every partition from the log, and
-    /// only then starts taking commands. This instance owns every partition: the embedded
+    /// Creates the topics if needed, claims every partition, rebuilds its state from the log,
+    /// and only then starts taking commands. This instance owns every partition: the embedded
     /// deployment, or a single ingest instance.
     pub async fn start(
         log: Arc<dyn EventLog>,
         keys: Arc<dyn DataKeys>,
         config: WriterConfig,
     ) -> Result<Self, CommandError> {
-        let conversations_topic =
-            TopicSpec::new(Topic::Conversations.name(), config.conversation_partitions);
-        log.create_topic(&conversations_topic)
-            .await
-            .map_err(unavailable)?;
-        log.create_topic(&TopicSpec::new(
-            Topic::Agents.name(),
-            config.agent_partitions,
-        ))
-        .await
-        .map_err(unavailable)?;
-        let conversation_partitions = log
-            .partitions(Topic::Conversations.name())
-            .await
-            .map_err(unavailable)?;
-        let agent_partitions = log
-            .partitions(Topic::Agents.name())
-            .await
-            .map_err(unavailable)?;
-
-        let mut conversations = Vec::new();
+        let parts = Parts { log, keys, config };
+        let (conversation_partitions, agent_partitions) = parts.topics().await?;
+        let conversations = empty_slots(conversation_partitions);
         for partition in 0..conversation_partitions {
-            let mut shard = Shard::new(partition, log.clone(), keys.clone(), config.limits.clone());
-            shard.take_ownership().await?;
-            let (tx, rx) = mpsc::channel(config.queue_depth);
-            tokio::spawn(shard.run(rx));
-            conversations.push(tx);
+            set(
+                &conversations,
+                partition,
+                Some(parts.conversation_shard(partition).await?),
+            );
         }
-        let mut agents = Vec::new();
+        let agents = empty_slots(agent_partitions);
         for partition in 0..agent_partitions {
-            let mut shard = AgentShard::new(partition, log.clone(), config.limits.clone());
-            shard.take_ownership().await?;
-            let (tx, rx) = mpsc::channel(config.queue_depth);
-            tokio::spawn(shard.run(rx));
-            agents.push(tx);
+            set(
+                &agents,
+                partition,
+                Some(parts.agent_shard(partition).await?),
+            );
         }
         Ok(Self {
-            conversations: Arc::new(conversations),
-            agents: Arc::new(agents),
+            conversations,
+            agents,
+            _membership: None,
         })
+    }
+
+    /// Starts as one of several ingest instances: the partitions this instance owns are the
+    /// ones the consumer group `group` assigns it, on both topics, and they move as instances
+    /// come and go (see `ownership.md`). Commands on a partition owned elsewhere are answered
+    /// `not_owner`.
+    pub async fn start_in_group(
+        log: Arc<dyn EventLog>,
+        keys: Arc<dyn DataKeys>,
+        config: WriterConfig,
+        group: &str,
+    ) -> Result<Self, CommandError> {
+        let parts = Parts { log, keys, config };
+        let (conversation_partitions, agent_partitions) = parts.topics().await?;
+        let conversations = empty_slots(conversation_partitions);
+        let agents = empty_slots(agent_partitions);
+        let join = |topic: Topic| {
+            let log = parts.log.clone();
+            let group = format!("{group}.{}", topic.name());
+            async move {
+                log.join_group(&group, topic.name(), StartAt::Latest)
+                    .await
+                    .map_err(unavailable)
+            }
+        };
+        let conversation_member = join(Topic::Conversations).await?;
+        let agent_member = join(Topic::Agents).await?;
+        let tasks = vec![
+            tokio::spawn(follow_group(conversation_member, conversations.clone(), {
+                let parts = parts.clone();
+                move |p| {
+                    let parts = parts.clone();
+                    async move { parts.conversation_shard(p).await }
+                }
+            })),
+            tokio::spawn(follow_group(agent_member, agents.clone(), {
+                let parts = parts.clone();
+                move |p| {
+                    let parts = parts.clone();
+                    async move { parts.agent_shard(p).await }
+                }
+            })),
+        ];
+        Ok(Self {
+            conversations,
+            agents,
+            _membership: Some(Arc::new(Membership(tasks))),
+        })
+    }
+
+    /// The partitions of the conversation topic this instance writes now.
+    pub fn owned_conversation_partitions(&self) -> Vec<u32> {
+        owned(&self.conversations)
     }
 }
 
-fn enqueue<T>(queue: &mpsc::Sender<T>, job: T) -> Result<(), CommandError> {
+fn owned<T>(slots: &Slots<T>) -> Vec<u32> {
+    (0..slots.len() as u32)
+        .filter(|&p| {
+            slots[p as usize]
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some()
+        })
+        .collect()
+}
+
+/// Follows a consumer group: a partition assigned to this member gets a shard (claim,
+/// rebuild, serve); a revoked one loses it. The group's records themselves are not used.
+async fn follow_group<T, F, Fut>(mut member: Box<dyn GroupMember>, slots: Slots<T>, shard: F)
+where
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<mpsc::Sender<T>, CommandError>>,
+{
+    loop {
+        match member.next().await {
+            Ok(GroupEvent::Assigned(partitions)) => {
+                for p in partitions {
+                    // A claim that fails is retried: the partition must not stay unowned.
+                    let mut attempt = 0u32;
+                    loop {
+                        match shard(p).await {
+                            Ok(sender) => {
+                                set(&slots, p, Some(sender));
+                                tracing::info!(partition = p, "took ownership");
+                                break;
+                            }
+                            Err(e) => {
+                                attempt += 1;
+                                tracing::warn!(partition = p, attempt, error = %e, "claiming a partition failed; retrying");
+                                tokio::time::sleep(std::time::Duration::from_millis(
+                                    100 * u64::from(attempt.min(50)),
+                                ))
+                                .await;
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(GroupEvent::Revoked(partitions)) => {
+                for p in partitions {
+                    set(&slots, p, None);
+                    tracing::info!(partition = p, "gave up ownership");
+                }
+            }
+            Ok(GroupEvent::Record(_)) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the ingest group member failed; this instance stops writing");
+                for p in 0..slots.len() as u32 {
+                    set(&slots, p, None);
+                }
+                return;
+            }
+        }
+    }
+}
+
+fn enqueue<T>(slot: &RwLock<Option<mpsc::Sender<T>>>, job: T) -> Result<(), CommandError> {
+    let queue = slot
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let Some(queue) = queue else {
+        return Err(CommandError::NotOwner { owner: None });
+    };
     queue.try_send(job).map_err(|e| match e {
         mpsc::error::TrySendError::Full(_) => CommandError::Overloaded,
-        mpsc::error::TrySendError::Closed(_) => {
-            CommandError::Unavailable("the writer stopped".to_owned())
-        }
+        // The shard stopped: the partition was revoked while the job was on its way.
+        mpsc::error::TrySendError::Closed(_) => CommandError::NotOwner { owner: None },
     })
 }
 

@@ -503,3 +503,141 @@ async fn a_deposed_writer_cannot_append_and_the_new_owner_continues_the_sequence
         .collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
 }
+
+/// Sends a command to whichever instance owns its conversation, retrying on `not_owner` (and
+/// on `unavailable` during a handover) as a client of several instances would.
+async fn send_anywhere(
+    first: &Writer,
+    later: &tokio::sync::OnceCell<Writer>,
+    id: &ConversationId,
+    command: ConversationCommand,
+) -> crate::api::Ack {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut attempt = 0;
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        // The instances a client knows of now: a second one may appear at any time.
+        let writer = match later.get() {
+            Some(second) if attempt % 2 == 1 => second,
+            _ => first,
+        };
+        attempt += 1;
+        match writer
+            .conversation(customer(), Some(id.clone()), command.clone(), correlation())
+            .await
+        {
+            Ok(ack) => return ack,
+            // A client's back-off between retries, not a synchronization point.
+            Err(e) if e.retriable() => {
+                last = Some(e);
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("no instance took the command within 20 s; the last answer: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ownership_moves_between_instances_mid_load_without_gaps_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = embedded(dir.path());
+    let keys: Arc<dyn DataKeys> = Arc::new(InMemoryKeys::default());
+    let config = WriterConfig {
+        conversation_partitions: 4,
+        agent_partitions: 2,
+        ..WriterConfig::default()
+    };
+    let a = Writer::start_in_group(
+        log.clone(),
+        keys.clone(),
+        config.clone(),
+        "switchboard.ingest",
+    )
+    .await
+    .unwrap();
+    let none = tokio::sync::OnceCell::new();
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let id = ConversationId::new(format!("conv-{n}")).unwrap();
+        send_anywhere(&a, &none, &id, open()).await;
+        ids.push(id);
+    }
+
+    // Load from 8 clients; halfway through, a second instance joins and takes partitions.
+    let b = Arc::new(tokio::sync::OnceCell::new());
+    let mut clients = Vec::new();
+    for (c, id) in ids.iter().cloned().enumerate() {
+        let (a, b, log, keys, config) = (
+            a.clone(),
+            b.clone(),
+            log.clone(),
+            keys.clone(),
+            config.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut acks = Vec::new();
+            for n in 0..40 {
+                if c == 0 && n == 20 {
+                    let writer = Writer::start_in_group(
+                        log.clone(),
+                        keys.clone(),
+                        config.clone(),
+                        "switchboard.ingest",
+                    )
+                    .await
+                    .unwrap();
+                    b.set(writer).unwrap();
+                }
+                let client_msg_id = format!("c{c}-{n}");
+                let ack = send_anywhere(&a, &b, &id, post(&client_msg_id, "hello")).await;
+                acks.push((client_msg_id, ack.seq));
+            }
+            acks
+        }));
+    }
+    let mut acked = HashMap::new();
+    for client in clients {
+        acked.extend(client.await.unwrap());
+    }
+    let b = b.get().unwrap();
+    let moved = b.owned_conversation_partitions();
+    assert!(!moved.is_empty(), "the second instance took partitions");
+
+    for id in &ids {
+        let events = history(log.as_ref(), id).await;
+        let mut seen = std::collections::HashSet::new();
+        for (i, event) in events.iter().enumerate() {
+            assert_eq!(
+                event.envelope.seq,
+                Seq(i as u64 + 1),
+                "{id}: no seq skipped or repeated"
+            );
+            if let ConversationPayload::MessagePosted(m) = &event.payload {
+                assert!(
+                    seen.insert(m.client_msg_id.clone()),
+                    "{id}: {} written twice",
+                    m.client_msg_id
+                );
+                assert_eq!(
+                    acked[m.client_msg_id.as_str()],
+                    event.envelope.seq,
+                    "the ack matches the log"
+                );
+            }
+        }
+    }
+    assert_eq!(acked.len(), 8 * 40, "every acknowledged send is in the log");
+    let total: usize = {
+        let mut n = 0;
+        for id in &ids {
+            n += history(log.as_ref(), id)
+                .await
+                .iter()
+                .filter(|e| matches!(e.payload, ConversationPayload::MessagePosted(_)))
+                .count();
+        }
+        n
+    };
+    assert_eq!(total, 8 * 40);
+}
