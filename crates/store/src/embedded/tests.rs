@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use tempfile::TempDir;
 
 use super::{EmbeddedOptions, EmbeddedStore};
+use crate::ReadModels;
 use crate::suite::{self, digest};
-use crate::{Batch, ReadModels};
 
 fn open() -> (TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -63,25 +63,15 @@ fn run<T>(future: impl Future<Output = T>) -> T {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     /// Applying any batch twice, or replaying it after the ones that followed (in any order),
     /// leaves what applying it once leaves: every key keeps its newest version.
     #[test]
     fn applying_batches_again_changes_nothing(batches in suite::batches()) {
-        run(async {
-            let ((_a, once), (_b, again)) = (open(), open());
-            for batch in &batches {
-                once.apply(batch).await.unwrap();
-                again.apply(batch).await.unwrap();
-                again.apply(batch).await.unwrap();
-            }
-            for batch in batches.iter().rev() {
-                again.apply(batch).await.unwrap();
-            }
-            prop_assert_eq!(digest(&once).await, digest(&again).await);
-            Ok(())
-        })?;
+        let ((_a, once), (_b, again)) = (open(), open());
+        let outcome = run(suite::replaying_changes_nothing(&once, &again, &batches));
+        prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
     }
 
     /// A projector that crashes after writing a batch's rows but before its checkpoint, and
@@ -91,22 +81,11 @@ proptest! {
         batches in suite::batches(),
         crash_at in 0usize..4,
     ) {
-        run(async {
-            let ((_a, clean), (_b, crashed)) = (open(), open());
-            for batch in &batches {
-                clean.apply(batch).await.unwrap();
-            }
-            let crash_at = crash_at.min(batches.len().saturating_sub(1));
-            for (i, batch) in batches.iter().enumerate() {
-                if i == crash_at {
-                    let rows_only = Batch { checkpoints: Vec::new(), ..batch.clone() };
-                    crashed.apply(&rows_only).await.unwrap();
-                    // Restart: replay from the last checkpoint, i.e. this batch again.
-                }
-                crashed.apply(batch).await.unwrap();
-            }
-            prop_assert_eq!(digest(&clean).await, digest(&crashed).await);
-            Ok(())
-        })?;
+        let ((_a, clean), (_b, crashed)) = (open(), open());
+        let crash_at = crash_at.min(batches.len() - 1);
+        let outcome = run(suite::a_crash_before_the_checkpoint_replays_cleanly(
+            &clean, &crashed, &batches, crash_at,
+        ));
+        prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
     }
 }

@@ -332,3 +332,50 @@ fn ids(items: &[ConversationSummary]) -> Vec<String> {
         .map(|s| format!("{}@{}", s.conversation, s.last_seq))
         .collect()
 }
+
+/// Applies `batches` once to `once`; to `again`, each twice, then all again newest first.
+/// Both must answer every read alike.
+pub async fn replaying_changes_nothing(
+    once: &dyn ReadModels,
+    again: &dyn ReadModels,
+    batches: &[Batch],
+) -> Result<(), String> {
+    for batch in batches {
+        apply(once, batch).await;
+        apply(again, batch).await;
+        apply(again, batch).await;
+    }
+    for batch in batches.iter().rev() {
+        apply(again, batch).await;
+    }
+    let (a, b) = (digest(once).await, digest(again).await);
+    (a == b)
+        .then_some(())
+        .ok_or(format!("once:\n{a}\nagain:\n{b}"))
+}
+
+/// Applies `batches` to `clean`; to `crashed`, with a crash after the rows of batch
+/// `crash_at` and before its checkpoint, and a replay from that checkpoint.
+pub async fn a_crash_before_the_checkpoint_replays_cleanly(
+    clean: &dyn ReadModels,
+    crashed: &dyn ReadModels,
+    batches: &[Batch],
+    crash_at: usize,
+) -> Result<(), String> {
+    for (i, batch) in batches.iter().enumerate() {
+        apply(clean, batch).await;
+        if i == crash_at {
+            let rows_only = Batch {
+                checkpoints: Vec::new(),
+                ..batch.clone()
+            };
+            apply(crashed, &rows_only).await;
+            // The restarted projector resumes from the last checkpoint: this batch again.
+        }
+        apply(crashed, batch).await;
+    }
+    let (a, b) = (digest(clean).await, digest(crashed).await);
+    (a == b)
+        .then_some(())
+        .ok_or(format!("clean:\n{a}\ncrashed:\n{b}"))
+}
