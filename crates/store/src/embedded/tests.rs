@@ -55,6 +55,43 @@ async fn a_batch_and_its_checkpoint_survive_a_crash_together() {
     assert!(before.contains("timeline acme/c1"), "{before}");
 }
 
+#[tokio::test]
+async fn a_list_page_stays_full_when_entries_moved_on_under_it() {
+    use crate::conversation::{ConversationList, ConversationStatus, ListQuery};
+    use switchboard_events::Timestamp;
+
+    let (_dir, store) = open();
+    let acme = suite::tenant("acme");
+    let mut batch = crate::Batch::new();
+    for (i, name) in ["c1", "c2", "c3"].into_iter().enumerate() {
+        batch.conversation(suite::summary(
+            &acme,
+            name,
+            ConversationStatus::Open,
+            i as i64,
+            1,
+        ));
+    }
+    store.apply(&batch).await.unwrap();
+    // Entries a reader may meet mid-write: one without a summary, one whose summary moved.
+    let prefix = super::schema::list_prefix("acme", &ConversationList::Recent);
+    for (at, name) in [(i64::MAX, "gone"), (i64::MAX - 1, "c1")] {
+        let key = super::schema::list_entry(&prefix, Timestamp(at), name);
+        store.inner.t.lists.insert(key, []).unwrap();
+    }
+    let page = store
+        .conversations(&acme, &ListQuery::first(ConversationList::Recent, 2))
+        .await
+        .unwrap();
+    let ids: Vec<_> = page
+        .items
+        .iter()
+        .map(|s| s.conversation.to_string())
+        .collect();
+    assert_eq!(ids, ["c3", "c2"]);
+    assert!(page.next.is_some(), "c1 is still to come");
+}
+
 fn run<T>(future: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .build()

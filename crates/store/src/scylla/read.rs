@@ -4,124 +4,22 @@ use scylla::deserialize::row::DeserializeRow;
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::Consistency;
-use switchboard_events::agent::AgentStatus;
-use switchboard_events::id::{AgentId, ConversationId, CustomerId, Label, MessageId, TenantId};
+use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
 use switchboard_events::personal::DataKey;
-use switchboard_events::{Seq, Timestamp};
 
-use super::schema::{self, cql};
+use super::schema::{
+    self, AgentColumns, TimelineColumns, agent_from_columns, counters_from_list, cql,
+    entry_from_columns, list_name,
+};
 use super::{Inner, driver_error};
-use crate::agent::{AgentRecord, AgentState};
+use crate::agent::AgentState;
 use crate::archive::{ArchiveEntry, ResolvedRef};
 use crate::checkpoint::{CheckpointKey, LogPartition};
 use crate::codec;
 use crate::conversation::{ConversationList, ConversationSummary, ListPage, ListQuery, QueueEntry};
-use crate::report::{DailyReport, Day, ReportCounters, ReportKey, ReportPartial, ReportScope};
-use crate::timeline::{EventKind, TimelineEntry, TimelinePage, TimelineQuery};
+use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
+use crate::timeline::{TimelinePage, TimelineQuery};
 use crate::{StoreError, report};
-
-/// The columns of a timeline row after its key: seq, occurred_at, kind, actor, private_note,
-/// message_id, frame.
-pub(super) type TimelineColumns = (i64, i64, i8, i8, bool, Option<String>, Vec<u8>);
-
-pub(super) fn entry_columns(entry: &TimelineEntry) -> TimelineColumns {
-    (
-        entry.seq.0 as i64,
-        entry.occurred_at.as_micros(),
-        entry.kind.0 as i8,
-        codec::actor_code(entry.actor) as i8,
-        entry.private_note,
-        entry.message_id.as_ref().map(|id| id.to_string()),
-        entry.frame.clone(),
-    )
-}
-
-pub(super) fn entry_from_columns(row: TimelineColumns) -> Result<TimelineEntry, StoreError> {
-    let (seq, occurred_at, kind, actor, private_note, message_id, frame) = row;
-    let corrupt = |reason: String| StoreError::corrupt("timeline", format!("seq {seq}: {reason}"));
-    let seq = u64::try_from(seq).map_err(|_| corrupt("negative seq".into()))?;
-    Ok(TimelineEntry {
-        seq: Seq(seq),
-        occurred_at: Timestamp(occurred_at),
-        kind: EventKind(kind as u8),
-        actor: codec::actor_from_code(actor as u8)
-            .ok_or_else(|| corrupt(format!("unknown actor kind {actor}")))?,
-        private_note,
-        message_id: message_id
-            .map(MessageId::new)
-            .transpose()
-            .map_err(|e| corrupt(e.to_string()))?,
-        frame,
-    })
-}
-
-/// A list's partition name: `recent`, `status:<status>`, `inbox:<agent>`, `customer:<id>`.
-pub(super) fn list_name(list: &ConversationList) -> String {
-    match list {
-        ConversationList::Recent => "recent".to_owned(),
-        ConversationList::Status(status) => format!("status:{}", status.as_str()),
-        ConversationList::Inbox(agent) => format!("inbox:{agent}"),
-        ConversationList::Customer(customer) => format!("customer:{customer}"),
-    }
-}
-
-pub(super) fn status_name(status: AgentStatus) -> &'static str {
-    match status {
-        AgentStatus::Online => "online",
-        AgentStatus::Away => "away",
-        AgentStatus::Offline => "offline",
-    }
-}
-
-/// The columns of an agent row after the tenant.
-pub(super) type AgentColumns = (String, String, i32, Option<Vec<String>>, i64, i64);
-
-pub(super) fn agent_from_columns(
-    tenant: &TenantId,
-    row: AgentColumns,
-) -> Result<AgentRecord, StoreError> {
-    let (agent, status, max, skills, updated_at, last_seq) = row;
-    let corrupt = |reason: String| StoreError::corrupt("agents", format!("{agent}: {reason}"));
-    let status = [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline]
-        .into_iter()
-        .find(|s| status_name(*s) == status)
-        .ok_or_else(|| corrupt(format!("unknown status {status}")))?;
-    let skills = skills
-        .unwrap_or_default()
-        .into_iter()
-        .map(Label::new)
-        .collect::<Result<_, _>>()
-        .map_err(|e| corrupt(e.to_string()))?;
-    Ok(AgentRecord {
-        tenant: tenant.clone(),
-        agent: AgentId::new(agent.as_str()).map_err(|e| corrupt(e.to_string()))?,
-        status,
-        max_conversations: u32::try_from(max).map_err(|_| corrupt(format!("capacity {max}")))?,
-        skills,
-        updated_at: Timestamp(updated_at),
-        last_seq: Seq(u64::try_from(last_seq).map_err(|_| corrupt("negative seq".into()))?),
-    })
-}
-
-pub(super) fn counters_list(counters: &ReportCounters) -> Vec<i64> {
-    counters.to_array().iter().map(|&n| n as i64).collect()
-}
-
-pub(super) fn counters_from_list(list: Option<Vec<i64>>) -> Result<ReportCounters, StoreError> {
-    let list = list.unwrap_or_default();
-    let mut values = [0u64; ReportCounters::FIELDS];
-    if list.len() > values.len() {
-        return Err(StoreError::corrupt(
-            "report_partials",
-            format!("{} counters, this build knows {}", list.len(), values.len()),
-        ));
-    }
-    // A shorter list is a row written before counters were added: the new ones are zero.
-    for (slot, n) in values.iter_mut().zip(list) {
-        *slot = n as u64;
-    }
-    Ok(ReportCounters::from_array(values))
-}
 
 /// Runs a select page by page, handing each row to `take` until it says stop.
 async fn select<R, V>(

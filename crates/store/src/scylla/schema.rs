@@ -15,8 +15,21 @@
 //! erasure writes at [`ERASED_TS`], above every other write, forever. Only creating a data key
 //! is a lightweight transaction: once per customer, never on the projection path.
 //!
+//! The row mappings (columns to and from domain values) live here too, beside the tables.
+//!
 //! Lists are ordered most recent first by clustering on the complement of the activity time
 //! (`activity_desc`) in ascending order, so a cursor is one tuple comparison.
+
+use switchboard_events::agent::AgentStatus;
+use switchboard_events::id::{AgentId, Label, MessageId, TenantId};
+use switchboard_events::{Seq, Timestamp};
+
+use crate::StoreError;
+use crate::agent::AgentRecord;
+use crate::codec;
+use crate::conversation::ConversationList;
+use crate::report::ReportCounters;
+use crate::timeline::{EventKind, TimelineEntry};
 
 /// Seqs per timeline partition.
 pub const BUCKET_SEQS: u64 = 512;
@@ -49,6 +62,111 @@ pub const ERASED_TS: i64 = i64::MAX / 2;
 /// The clustering value that orders activity times most recent first.
 pub fn activity_desc(at: i64) -> i64 {
     !at
+}
+
+// Row mapping: the columns of each table to and from domain values.
+
+/// The columns of a timeline row after its key: seq, occurred_at, kind, actor, private_note,
+/// message_id, frame.
+pub(crate) type TimelineColumns = (i64, i64, i8, i8, bool, Option<String>, Vec<u8>);
+
+pub(crate) fn entry_columns(entry: &TimelineEntry) -> TimelineColumns {
+    (
+        entry.seq.0 as i64,
+        entry.occurred_at.as_micros(),
+        entry.kind.0 as i8,
+        codec::actor_code(entry.actor) as i8,
+        entry.private_note,
+        entry.message_id.as_ref().map(|id| id.to_string()),
+        entry.frame.clone(),
+    )
+}
+
+pub(crate) fn entry_from_columns(row: TimelineColumns) -> Result<TimelineEntry, StoreError> {
+    let (seq, occurred_at, kind, actor, private_note, message_id, frame) = row;
+    let corrupt = |reason: String| StoreError::corrupt("timeline", format!("seq {seq}: {reason}"));
+    let seq = u64::try_from(seq).map_err(|_| corrupt("negative seq".into()))?;
+    Ok(TimelineEntry {
+        seq: Seq(seq),
+        occurred_at: Timestamp(occurred_at),
+        kind: EventKind(kind as u8),
+        actor: codec::actor_from_code(actor as u8)
+            .ok_or_else(|| corrupt(format!("unknown actor kind {actor}")))?,
+        private_note,
+        message_id: message_id
+            .map(MessageId::new)
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?,
+        frame,
+    })
+}
+
+/// A list's partition name: `recent`, `status:<status>`, `inbox:<agent>`, `customer:<id>`.
+pub(crate) fn list_name(list: &ConversationList) -> String {
+    match list {
+        ConversationList::Recent => "recent".to_owned(),
+        ConversationList::Status(status) => format!("status:{}", status.as_str()),
+        ConversationList::Inbox(agent) => format!("inbox:{agent}"),
+        ConversationList::Customer(customer) => format!("customer:{customer}"),
+    }
+}
+
+pub(crate) fn status_name(status: AgentStatus) -> &'static str {
+    match status {
+        AgentStatus::Online => "online",
+        AgentStatus::Away => "away",
+        AgentStatus::Offline => "offline",
+    }
+}
+
+/// The columns of an agent row after the tenant.
+pub(crate) type AgentColumns = (String, String, i32, Option<Vec<String>>, i64, i64);
+
+pub(crate) fn agent_from_columns(
+    tenant: &TenantId,
+    row: AgentColumns,
+) -> Result<AgentRecord, StoreError> {
+    let (agent, status, max, skills, updated_at, last_seq) = row;
+    let corrupt = |reason: String| StoreError::corrupt("agents", format!("{agent}: {reason}"));
+    let status = [AgentStatus::Online, AgentStatus::Away, AgentStatus::Offline]
+        .into_iter()
+        .find(|s| status_name(*s) == status)
+        .ok_or_else(|| corrupt(format!("unknown status {status}")))?;
+    let skills = skills
+        .unwrap_or_default()
+        .into_iter()
+        .map(Label::new)
+        .collect::<Result<_, _>>()
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(AgentRecord {
+        tenant: tenant.clone(),
+        agent: AgentId::new(agent.as_str()).map_err(|e| corrupt(e.to_string()))?,
+        status,
+        max_conversations: u32::try_from(max).map_err(|_| corrupt(format!("capacity {max}")))?,
+        skills,
+        updated_at: Timestamp(updated_at),
+        last_seq: Seq(u64::try_from(last_seq).map_err(|_| corrupt("negative seq".into()))?),
+    })
+}
+
+pub(crate) fn counters_list(counters: &ReportCounters) -> Vec<i64> {
+    counters.to_array().iter().map(|&n| n as i64).collect()
+}
+
+pub(crate) fn counters_from_list(list: Option<Vec<i64>>) -> Result<ReportCounters, StoreError> {
+    let list = list.unwrap_or_default();
+    let mut values = [0u64; ReportCounters::FIELDS];
+    if list.len() > values.len() {
+        return Err(StoreError::corrupt(
+            "report_partials",
+            format!("{} counters, this build knows {}", list.len(), values.len()),
+        ));
+    }
+    // A shorter list is a row written before counters were added: the new ones are zero.
+    for (slot, n) in values.iter_mut().zip(list) {
+        *slot = n as u64;
+    }
+    Ok(ReportCounters::from_array(values))
 }
 
 /// The keyspace for tests and single-node setups; production creates it with

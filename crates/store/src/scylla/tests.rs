@@ -104,7 +104,7 @@ mod mapping {
     use switchboard_events::agent::AgentStatus;
     use switchboard_events::fixtures;
 
-    use super::super::read::{
+    use super::super::schema::{
         agent_from_columns, counters_from_list, counters_list, entry_columns, entry_from_columns,
         list_name,
     };

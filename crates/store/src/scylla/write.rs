@@ -11,8 +11,9 @@ use switchboard_events::Timestamp;
 use switchboard_events::id::{CustomerId, TenantId};
 use switchboard_events::personal::DataKey;
 
-use super::read::{self, counters_list, entry_columns, list_name, status_name};
+use super::read;
 use super::schema::{self, ERASED_TS, cql, through_ts, version_ts};
+use super::schema::{counters_list, entry_columns, list_name, status_name};
 use super::{Inner, driver_error};
 use crate::archive::ArchiveEntry;
 use crate::codec;
