@@ -6,6 +6,7 @@ use switchboard_events::Timestamp;
 use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
 use switchboard_events::personal::DataKey;
 
+use super::schema::tables;
 use super::write::{PartialValue, decode_data_key};
 use super::{Inner, engine_error, schema};
 use crate::agent::{AgentRecord, AgentState};
@@ -335,4 +336,31 @@ pub(super) fn archive_manifest(
         }
     }
     Ok(entries)
+}
+
+pub(super) fn projection_digest(inner: &Inner) -> Result<String, StoreError> {
+    use sha2::{Digest, Sha256};
+    let t = &inner.t;
+    let mut hasher = Sha256::new();
+    let projected = [
+        (tables::TIMELINE, &t.timeline),
+        (tables::CONVERSATIONS, &t.conversations),
+        (tables::LISTS, &t.lists),
+        (tables::QUEUE, &t.queue),
+        (tables::RESOLVED, &t.resolved),
+        (tables::AGENTS, &t.agents),
+        (tables::REPORTS, &t.reports),
+    ];
+    for (name, table) in projected {
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name.as_bytes());
+        for row in table.iter() {
+            let (key, value) = row.map_err(engine_error("digest the store"))?;
+            for part in [&key[..], &value[..]] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part);
+            }
+        }
+    }
+    Ok(switchboard_events::hex::encode(&hasher.finalize()))
 }
