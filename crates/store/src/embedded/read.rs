@@ -140,8 +140,13 @@ pub(super) fn queue(inner: &Inner, tenant: &TenantId) -> Result<Vec<QueueEntry>,
     let prefix = schema::queue_prefix(tenant.as_str());
     let start = Bound::Included(prefix.clone());
     let mut entries = Vec::new();
-    for (_, id) in scan_entries(&inner.t.queue, &prefix, start, usize::MAX)? {
-        if let Some(summary) = summary(inner, tenant.as_str(), &id)? {
+    for (key, id) in scan_entries(&inner.t.queue, &prefix, start, usize::MAX)? {
+        let since = schema::queue_entry_time(prefix.len(), &key)
+            .ok_or_else(|| StoreError::corrupt("queue", "entry without a time"))?;
+        // As for lists: an entry whose summary left the queue since is skipped.
+        if let Some(summary) = summary(inner, tenant.as_str(), &id)?
+            && summary.lists().contains(&Placement::Queue(since))
+        {
             entries.push(QueueEntry::from(&summary));
         }
     }

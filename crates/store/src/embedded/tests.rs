@@ -90,6 +90,12 @@ async fn a_list_page_stays_full_when_entries_moved_on_under_it() {
         .collect();
     assert_eq!(ids, ["c3", "c2"]);
     assert!(page.next.is_some(), "c1 is still to come");
+    let stale = super::schema::queue_entry("acme", Timestamp(0), "c2");
+    store.inner.t.queue.insert(stale, []).unwrap();
+    assert!(
+        store.queue(&acme).await.unwrap().is_empty(),
+        "c2 is open, not queued"
+    );
 }
 
 #[tokio::test]
