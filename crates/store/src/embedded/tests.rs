@@ -150,17 +150,18 @@ proptest! {
         prop_assert_eq!(once.projection_digest().unwrap(), again.projection_digest().unwrap());
     }
 
-    /// A projector that crashes after writing a batch's rows but before its checkpoint, and
-    /// replays from the checkpoint, ends where one that never crashed ends.
+    /// A projector that crashes after writing some or all of a batch's rows but before its
+    /// checkpoint, and replays from the checkpoint, ends where one that never crashed ends.
     #[test]
     fn a_crash_between_rows_and_checkpoint_replays_to_the_same_state(
         batches in suite::batches(),
         crash_at in 0usize..4,
+        cut in 0usize..16,
     ) {
         let ((_a, clean), (_b, crashed)) = (open(), open());
         let crash_at = crash_at.min(batches.len() - 1);
         let outcome = run(suite::a_crash_before_the_checkpoint_replays_cleanly(
-            &clean, &crashed, &batches, crash_at,
+            &clean, &crashed, &batches, crash_at, cut,
         ));
         prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
     }

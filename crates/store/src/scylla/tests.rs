@@ -248,7 +248,7 @@ mod on_a_node {
             .await
             .unwrap();
         // `a` already holds the batches once: applying them again to it is itself a replay.
-        suite::a_crash_before_the_checkpoint_replays_cleanly(&a, &c, &batches, 0)
+        suite::a_crash_before_the_checkpoint_replays_cleanly(&a, &c, &batches, 0, 3)
             .await
             .unwrap();
     }
