@@ -128,6 +128,18 @@ fn open(dir: &std::path::Path, sync_batches: bool) -> EmbeddedStore {
     EmbeddedStore::open(dir, options).unwrap()
 }
 
+/// CPU time of the whole process (every thread: the writer, fjall's flushes and
+/// compactions), from /proc/self/stat, in seconds; `None` where there is no procfs.
+/// Unlike wall time, it hardly depends on what else the shared machine runs.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports these in USER_HZ, 100 per second on every mainstream configuration.
+    Some(ticks as f64 / 100.0)
+}
+
 fn percentiles(name: &str, mut latencies: Vec<Duration>) {
     latencies.sort();
     let at = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
@@ -206,16 +218,21 @@ fn batch_of_1000(c: &mut Criterion) {
         let batches: Vec<_> = (0..300)
             .map(|k| batch(u64::MAX / 2, k * EVENTS_PER_CONVERSATION, 1_000_000 + k))
             .collect();
-        let start = Instant::now();
+        let (start, cpu_start) = (Instant::now(), process_cpu_seconds());
         for batch in &batches {
             rt.block_on(store.apply(batch)).unwrap();
         }
         let elapsed = start.elapsed();
+        let cpu = process_cpu_seconds()
+            .zip(cpu_start)
+            .map(|(end, start)| end - start);
         let events = batches.len() as f64 * EVENTS_PER_BATCH as f64;
         eprintln!(
-            "embedded/batch_of_1000/{name} sustained: {} events in {elapsed:?} = {:.0} events/s",
+            "embedded/batch_of_1000/{name} sustained: {} events in {elapsed:?} = {:.0} events/s, \
+             {} CPU-µs per event (all threads)",
             events,
-            events / elapsed.as_secs_f64()
+            events / elapsed.as_secs_f64(),
+            cpu.map_or("?".to_owned(), |cpu| format!("{:.1}", cpu * 1e6 / events)),
         );
     }
     group.finish();
