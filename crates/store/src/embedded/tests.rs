@@ -2,11 +2,12 @@
 //! batch and its checkpoint are atomic and survive a reopen.
 
 use proptest::prelude::*;
+use proptest::test_runner::{TestCaseError, TestRunner};
 use tempfile::TempDir;
 
 use super::{EmbeddedOptions, EmbeddedStore};
-use crate::ReadModels;
 use crate::suite::{self, digest};
+use crate::{Batch, ReadModels};
 
 fn open() -> (TempDir, EmbeddedStore) {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -46,11 +47,11 @@ async fn a_batch_and_its_checkpoint_survive_a_crash_together() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
     store.apply(&suite::sample_batch(3)).await.unwrap();
-    let before = digest(&store).await;
+    let before = digest(&store, 0).await;
     // A crash: nothing is flushed or closed, the directory is reopened as found.
     std::mem::forget(store);
     let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default()).unwrap();
-    assert_eq!(digest(&store).await, before);
+    assert_eq!(digest(&store, 0).await, before);
     assert!(before.contains("checkpoint projector/0 = 3"), "{before}");
     assert!(before.contains("timeline acme/c1"), "{before}");
 }
@@ -136,33 +137,52 @@ fn run<T>(future: impl Future<Output = T>) -> T {
         .block_on(future)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
-
-    /// Applying any batch twice, or replaying it after the ones that followed (in any order),
-    /// leaves what applying it once leaves: every key keeps its newest version.
-    #[test]
-    fn applying_batches_again_changes_nothing(batches in suite::batches()) {
-        let ((_a, once), (_b, again)) = (open(), open());
-        let outcome = run(suite::replaying_changes_nothing(&once, &again, &batches));
-        prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
-        // The digest a rebuild is checked with agrees, row for row.
-        prop_assert_eq!(once.projection_digest().unwrap(), again.projection_digest().unwrap());
+/// Runs a property over random batches, each case in a universe of its own (fresh tenants
+/// and consumers) of the same two stores: opening stores per case would dominate the time.
+fn for_all_batches(
+    cases: u32,
+    property: impl Fn(&EmbeddedStore, &EmbeddedStore, Vec<Batch>, usize, u32) -> Result<(), String>,
+) {
+    let ((_a, a), (_b, b)) = (open(), open());
+    let next = std::sync::atomic::AtomicU32::new(1);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    let inputs = (suite::batches(), 0usize..64);
+    let result = runner.run(&inputs, |(batches, n)| {
+        let tag = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let batches = suite::in_universe(&batches, tag);
+        property(&a, &b, batches, n, tag).map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
+}
 
-    /// A projector that crashes after writing some or all of a batch's rows but before its
-    /// checkpoint, and replays from the checkpoint, ends where one that never crashed ends.
-    #[test]
-    fn a_crash_between_rows_and_checkpoint_replays_to_the_same_state(
-        batches in suite::batches(),
-        crash_at in 0usize..4,
-        cut in 0usize..16,
-    ) {
-        let ((_a, clean), (_b, crashed)) = (open(), open());
-        let crash_at = crash_at.min(batches.len() - 1);
-        let outcome = run(suite::a_crash_before_the_checkpoint_replays_cleanly(
-            &clean, &crashed, &batches, crash_at, cut,
-        ));
-        prop_assert!(outcome.is_ok(), "{}", outcome.unwrap_err());
-    }
+/// Applying any batch twice, or replaying it after the ones that followed (in any order),
+/// leaves what applying it once leaves: every key keeps its newest version; the digest a
+/// rebuild is checked with agrees too.
+#[test]
+fn applying_batches_again_changes_nothing() {
+    for_all_batches(64, |once, again, batches, _, tag| {
+        run(suite::replaying_changes_nothing(once, again, &batches, tag))?;
+        let (a, b) = (once.projection_digest(), again.projection_digest());
+        (a.unwrap() == b.unwrap())
+            .then_some(())
+            .ok_or("projection digests differ".into())
+    });
+}
+
+/// A projector that crashes after writing some or all of a batch's rows but before its
+/// checkpoint, and replays from the checkpoint, ends where one that never crashed ends.
+#[test]
+fn a_crash_between_rows_and_checkpoint_replays_to_the_same_state() {
+    for_all_batches(64, |clean, crashed, batches, n, tag| {
+        let crash_at = n % batches.len();
+        let cut = n / 4;
+        run(suite::a_crash_before_the_checkpoint_replays_cleanly(
+            clean, crashed, &batches, crash_at, cut, tag,
+        ))
+    });
 }

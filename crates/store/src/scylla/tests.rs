@@ -244,11 +244,11 @@ mod on_a_node {
             return;
         };
         let batches = sample_batches();
-        suite::replaying_changes_nothing(&a, &b, &batches)
+        suite::replaying_changes_nothing(&a, &b, &batches, 0)
             .await
             .unwrap();
         // `a` already holds the batches once: applying them again to it is itself a replay.
-        suite::a_crash_before_the_checkpoint_replays_cleanly(&a, &c, &batches, 0, 3)
+        suite::a_crash_before_the_checkpoint_replays_cleanly(&a, &c, &batches, 0, 3, 0)
             .await
             .unwrap();
     }
