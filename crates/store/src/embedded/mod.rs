@@ -10,7 +10,7 @@
 //! and run inline: a page is tens of microseconds from the block cache.
 
 mod read;
-pub mod schema;
+mod schema;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -34,14 +34,21 @@ use crate::{Batch, ReadModels, StoreError};
 
 use schema::tables;
 
+/// Memory for unflushed writes across tables, and per table: large enough that a projection
+/// flushes in big runs rather than small ones.
+const WRITE_BUFFER_BYTES: u64 = 256 * 1024 * 1024;
+const MEMTABLE_BYTES: u32 = 64 * 1024 * 1024;
+
 /// How the embedded store is opened.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
     /// Block cache size in bytes.
     pub cache_bytes: u64,
-    /// Sync each projected batch to disk before `apply` returns. Off, a power loss may drop
-    /// the last batches, but never half of one: their checkpoint goes with them and the
-    /// projector replays them. Data keys and the archive manifest are always synced.
+    /// Sync each projected batch to disk before `apply` returns. Off (the default), a batch
+    /// is handed to the operating system, so it survives a crash of the process; a power
+    /// loss may drop the last batches, but never half of one: their checkpoint goes with
+    /// them and the projector replays them from the log, which is the durable record. Data
+    /// keys and the archive manifest are always synced.
     pub sync_batches: bool,
 }
 
@@ -49,7 +56,7 @@ impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
             cache_bytes: 64 * 1024 * 1024,
-            sync_batches: true,
+            sync_batches: false,
         }
     }
 }
@@ -104,11 +111,13 @@ impl EmbeddedStore {
     pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let keyspace = Config::new(dir.as_ref())
             .cache_size(options.cache_bytes)
+            .max_write_buffer_size(WRITE_BUFFER_BYTES)
             .open()
             .map_err(engine_error("open the embedded store"))?;
         let open = |name: &str| {
+            let options = PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
             keyspace
-                .open_partition(name, PartitionCreateOptions::default())
+                .open_partition(name, options)
                 .map_err(engine_error("open a table of the embedded store"))
         };
         let t = Tables {
@@ -129,10 +138,23 @@ impl EmbeddedStore {
                 dir: dir.as_ref().to_owned(),
                 keyspace,
                 t,
-                batch_durability: options.sync_batches.then_some(PersistMode::SyncAll),
+                batch_durability: Some(if options.sync_batches {
+                    PersistMode::SyncAll
+                } else {
+                    PersistMode::Buffer
+                }),
                 writer: Mutex::new(()),
             }),
         })
+    }
+
+    /// A SHA-256 over every row of the read models that are folded from the log (timelines,
+    /// summaries, lists, queue, resolved index, agents, reports), in key order. Two stores
+    /// that projected the same log have the same digest, however often or in whatever order
+    /// batches were replayed: what a rebuild is checked against. Checkpoints, data keys and
+    /// the manifest are not folds of the log and are left out.
+    pub fn projection_digest(&self) -> Result<String, StoreError> {
+        read::projection_digest(&self.inner)
     }
 
     /// Runs a write on the blocking pool, one writer at a time.

@@ -2,9 +2,11 @@
 
 use std::ops::Bound;
 
+use switchboard_events::Timestamp;
 use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
 use switchboard_events::personal::DataKey;
 
+use super::schema::tables;
 use super::write::{PartialValue, decode_data_key};
 use super::{Inner, engine_error, schema};
 use crate::agent::{AgentRecord, AgentState};
@@ -73,22 +75,23 @@ pub(super) fn summary(
         .transpose()
 }
 
-/// The conversation ids of entries under `prefix` from `start`, at most `limit`.
-fn scan_ids(
+/// The keys and conversation ids of entries under `prefix` from `start`, at most `limit`.
+fn scan_entries(
     table: &fjall::PartitionHandle,
     prefix: &[u8],
     start: Bound<Vec<u8>>,
     limit: usize,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<(Vec<u8>, String)>, StoreError> {
     let range = (start, Bound::Excluded(schema::prefix_end(prefix)));
-    let mut ids = Vec::new();
+    let mut entries = Vec::new();
     for row in table.range::<Vec<u8>, _>(range).take(limit) {
         let (key, _) = row.map_err(engine_error("scan a list"))?;
         let id = schema::entry_conversation(prefix.len(), &key)
-            .ok_or_else(|| StoreError::corrupt("lists", "entry without a conversation id"))?;
-        ids.push(id.to_owned());
+            .ok_or_else(|| StoreError::corrupt("lists", "entry without a conversation id"))?
+            .to_owned();
+        entries.push((key.to_vec(), id));
     }
-    Ok(ids)
+    Ok(entries)
 }
 
 pub(super) fn list(
@@ -106,31 +109,44 @@ pub(super) fn list(
         )),
         None => Bound::Included(prefix.clone()),
     };
+    let mut start = start;
     let mut items = Vec::with_capacity(limit + 1);
-    for id in scan_ids(&inner.t.lists, &prefix, start, limit + 1)? {
-        // Reads take no lock: a summary that moved on since its entry was read is skipped.
-        if let Some(summary) = summary(inner, tenant.as_str(), &id)?
-            && listed_in(&summary, &query.list)
-        {
-            items.push(summary);
+    loop {
+        let wanted = limit + 1 - items.len();
+        let entries = scan_entries(&inner.t.lists, &prefix, start.clone(), wanted)?;
+        let exhausted = entries.len() < wanted;
+        for (key, id) in entries {
+            // Reads take no lock: an entry whose summary moved on since is skipped.
+            let at = schema::list_entry_time(prefix.len(), &key)
+                .ok_or_else(|| StoreError::corrupt("lists", "entry without a time"))?;
+            if let Some(summary) = summary(inner, tenant.as_str(), &id)?
+                && listed_in(&summary, &query.list, at)
+            {
+                items.push(summary);
+            }
+            start = Bound::Excluded(key);
+        }
+        if exhausted || items.len() > limit {
+            return Ok(ListPage::from_scan(items, limit));
         }
     }
-    Ok(ListPage::from_scan(items, limit))
 }
 
-fn listed_in(summary: &ConversationSummary, list: &ConversationList) -> bool {
-    summary
-        .lists()
-        .iter()
-        .any(|p| matches!(p, Placement::List(l, _) if l == list))
+fn listed_in(summary: &ConversationSummary, list: &ConversationList, at: Timestamp) -> bool {
+    summary.lists().contains(&Placement::List(list.clone(), at))
 }
 
 pub(super) fn queue(inner: &Inner, tenant: &TenantId) -> Result<Vec<QueueEntry>, StoreError> {
     let prefix = schema::queue_prefix(tenant.as_str());
     let start = Bound::Included(prefix.clone());
     let mut entries = Vec::new();
-    for id in scan_ids(&inner.t.queue, &prefix, start, usize::MAX)? {
-        if let Some(summary) = summary(inner, tenant.as_str(), &id)? {
+    for (key, id) in scan_entries(&inner.t.queue, &prefix, start, usize::MAX)? {
+        let since = schema::queue_entry_time(prefix.len(), &key)
+            .ok_or_else(|| StoreError::corrupt("queue", "entry without a time"))?;
+        // As for lists: an entry whose summary left the queue since is skipped.
+        if let Some(summary) = summary(inner, tenant.as_str(), &id)?
+            && summary.lists().contains(&Placement::Queue(since))
+        {
             entries.push(QueueEntry::from(&summary));
         }
     }
@@ -325,4 +341,31 @@ pub(super) fn archive_manifest(
         }
     }
     Ok(entries)
+}
+
+pub(super) fn projection_digest(inner: &Inner) -> Result<String, StoreError> {
+    use sha2::{Digest, Sha256};
+    let t = &inner.t;
+    let mut hasher = Sha256::new();
+    let projected = [
+        (tables::TIMELINE, &t.timeline),
+        (tables::CONVERSATIONS, &t.conversations),
+        (tables::LISTS, &t.lists),
+        (tables::QUEUE, &t.queue),
+        (tables::RESOLVED, &t.resolved),
+        (tables::AGENTS, &t.agents),
+        (tables::REPORTS, &t.reports),
+    ];
+    for (name, table) in projected {
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name.as_bytes());
+        for row in table.iter() {
+            let (key, value) = row.map_err(engine_error("digest the store"))?;
+            for part in [&key[..], &value[..]] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part);
+            }
+        }
+    }
+    Ok(switchboard_events::hex::encode(&hasher.finalize()))
 }

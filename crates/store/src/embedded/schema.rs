@@ -115,6 +115,12 @@ pub fn list_entry(prefix: &[u8], at: Timestamp, conversation: &str) -> Vec<u8> {
     out
 }
 
+/// The activity time of a list entry.
+pub fn list_entry_time(prefix_len: usize, key: &[u8]) -> Option<Timestamp> {
+    let bytes: [u8; 8] = key.get(prefix_len..prefix_len + 8)?.try_into().ok()?;
+    Some(Timestamp((!u64::from_be_bytes(bytes) ^ (1 << 63)) as i64))
+}
+
 /// The conversation id at the end of a list or queue entry.
 pub fn entry_conversation(prefix_len: usize, key: &[u8]) -> Option<&str> {
     key.get(prefix_len + 8..)
@@ -131,6 +137,12 @@ pub fn queue_entry(tenant: &str, since: Timestamp, conversation: &str) -> Vec<u8
     out.extend_from_slice(&i64_ordered(since.as_micros()));
     out.extend_from_slice(conversation.as_bytes());
     out
+}
+
+/// The time a queue entry joined the queue.
+pub fn queue_entry_time(prefix_len: usize, key: &[u8]) -> Option<Timestamp> {
+    let bytes: [u8; 8] = key.get(prefix_len..prefix_len + 8)?.try_into().ok()?;
+    Some(Timestamp((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64))
 }
 
 pub fn resolved_prefix(day: Day) -> Vec<u8> {
@@ -235,6 +247,13 @@ mod tests {
         let list = list_prefix("acme", &ConversationList::Recent);
         let entry = list_entry(&list, Timestamp(7), "conv-9");
         assert_eq!(entry_conversation(list.len(), &entry), Some("conv-9"));
+        let queue = queue_prefix("acme");
+        for at in [i64::MIN, -1, 0, 7, i64::MAX] {
+            let entry = list_entry(&list, Timestamp(at), "c");
+            assert_eq!(list_entry_time(list.len(), &entry), Some(Timestamp(at)));
+            let entry = queue_entry("acme", Timestamp(at), "c");
+            assert_eq!(queue_entry_time(queue.len(), &entry), Some(Timestamp(at)));
+        }
         assert_eq!(
             resolved_ids(&resolved_entry(Day(3), "acme", "c1")),
             Some(("acme", "c1"))

@@ -257,13 +257,43 @@ pub fn batches() -> impl proptest::strategy::Strategy<Value = Vec<Batch>> {
     vec(batch, 1..4)
 }
 
-/// Everything the store holds for the sample universe, as read through the port, one line
+/// A name of universe `tag`: the plain name for tag 0, suffixed otherwise, so that many
+/// universes (one per property-test case) can share one store.
+fn in_tag(name: &str, tag: u32) -> String {
+    match tag {
+        0 => name.to_owned(),
+        tag => format!("{name}-{tag}"),
+    }
+}
+
+/// The batches with their tenants and consumers moved into universe `tag`.
+pub fn in_universe(batches: &[Batch], tag: u32) -> Vec<Batch> {
+    let t = |id: &TenantId| tenant(&in_tag(id.as_str(), tag));
+    let mut batches = batches.to_vec();
+    for b in &mut batches {
+        b.timeline.iter_mut().for_each(|r| r.tenant = t(&r.tenant));
+        b.conversations
+            .iter_mut()
+            .for_each(|s| s.tenant = t(&s.tenant));
+        b.agents.iter_mut().for_each(|a| a.tenant = t(&a.tenant));
+        b.reports
+            .iter_mut()
+            .for_each(|p| p.key.tenant = t(&p.key.tenant));
+        for c in &mut b.checkpoints {
+            c.key.consumer = in_tag(&c.key.consumer, tag);
+        }
+    }
+    batches
+}
+
+/// Everything the store holds for sample universe `tag`, as read through the port, one line
 /// per row: two stores with equal digests answer every read of the universe alike.
-pub async fn digest(store: &dyn ReadModels) -> String {
+pub async fn digest(store: &dyn ReadModels, tag: u32) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let day0 = Day::of(Timestamp(T0));
-    for t in TENANTS.map(tenant) {
+    let tenants = TENANTS.map(|name| tenant(&in_tag(name, tag)));
+    for t in tenants.clone() {
         for c in CONVERSATIONS.map(conv) {
             let query = TimelineQuery::new(TimelineCursor::Oldest, 500, Audience::Staff);
             for entry in store.timeline(&t, &c, query).await.unwrap().entries {
@@ -311,9 +341,10 @@ pub async fn digest(store: &dyn ReadModels) -> String {
         }
     }
     for part in 0..2 {
-        let offset = store.checkpoint(&checkpoint_key(part)).await.unwrap();
-        if let Some(offset) = offset {
-            writeln!(out, "checkpoint projector/{part} = {offset}").unwrap();
+        let mut key = checkpoint_key(part);
+        key.consumer = in_tag(&key.consumer, tag);
+        if let Some(offset) = store.checkpoint(&key).await.unwrap() {
+            writeln!(out, "checkpoint {}/{part} = {offset}", key.consumer).unwrap();
         }
     }
     for day in 0..4 {
@@ -321,7 +352,11 @@ pub async fn digest(store: &dyn ReadModels) -> String {
             .resolved_on(Day(day0.0 + day), None, 500)
             .await
             .unwrap();
-        writeln!(out, "resolved {day} {resolved:?}").unwrap();
+        let ours: Vec<_> = resolved
+            .iter()
+            .filter(|r| tenants.contains(&r.tenant))
+            .collect();
+        writeln!(out, "resolved {day} {ours:?}").unwrap();
     }
     out
 }
@@ -331,4 +366,61 @@ fn ids(items: &[ConversationSummary]) -> Vec<String> {
         .iter()
         .map(|s| format!("{}@{}", s.conversation, s.last_seq))
         .collect()
+}
+
+/// Applies `batches` (of universe `tag`) once to `once`; to `again`, each twice, then all
+/// again newest first. Both must answer every read alike.
+pub async fn replaying_changes_nothing(
+    once: &dyn ReadModels,
+    again: &dyn ReadModels,
+    batches: &[Batch],
+    tag: u32,
+) -> Result<(), String> {
+    for batch in batches {
+        apply(once, batch).await;
+        apply(again, batch).await;
+        apply(again, batch).await;
+    }
+    for batch in batches.iter().rev() {
+        apply(again, batch).await;
+    }
+    let (a, b) = (digest(once, tag).await, digest(again, tag).await);
+    (a == b)
+        .then_some(())
+        .ok_or(format!("once:\n{a}\nagain:\n{b}"))
+}
+
+/// Applies `batches` to `clean`; to `crashed`, with a crash while writing batch `crash_at`:
+/// some of its rows written (the first `cut` of each kind, as a backend that writes rows one
+/// by one may leave them), no checkpoint; then a replay from the last checkpoint.
+pub async fn a_crash_before_the_checkpoint_replays_cleanly(
+    clean: &dyn ReadModels,
+    crashed: &dyn ReadModels,
+    batches: &[Batch],
+    crash_at: usize,
+    cut: usize,
+    tag: u32,
+) -> Result<(), String> {
+    fn first<T: Clone>(rows: &[T], cut: usize) -> Vec<T> {
+        rows[..cut.min(rows.len())].to_vec()
+    }
+    for (i, batch) in batches.iter().enumerate() {
+        apply(clean, batch).await;
+        if i == crash_at {
+            let written = Batch {
+                timeline: first(&batch.timeline, cut),
+                conversations: first(&batch.conversations, cut),
+                agents: first(&batch.agents, cut),
+                reports: first(&batch.reports, cut),
+                checkpoints: Vec::new(),
+            };
+            apply(crashed, &written).await;
+            // The restarted projector resumes from the last checkpoint: this batch again.
+        }
+        apply(crashed, batch).await;
+    }
+    let (a, b) = (digest(clean, tag).await, digest(crashed, tag).await);
+    (a == b)
+        .then_some(())
+        .ok_or(format!("clean:\n{a}\ncrashed:\n{b}"))
 }
