@@ -2,9 +2,10 @@
 //! conversation, post messages as fast as acknowledgements come back, against a real ingest
 //! (writer + gRPC API) on an embedded log with fsync on every group commit.
 //!
-//! `cargo run --release -p switchboard-ingest --example ingest_load -- [clients] [seconds] [conversations]`
+//! `cargo run --release -p switchboard-ingest --example ingest_load -- [clients] [seconds] [conversations] [grpc|direct]`
 //!
-//! Prints acknowledged PostMessage/s and the ack latency percentiles.
+//! Prints acknowledged PostMessage/s and the ack latency percentiles. `direct` calls the writer
+//! in process, without gRPC, to tell the write path's cost from the transport's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +27,11 @@ fn token(i: usize) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let direct = raw.iter().any(|a| a == "direct");
+    let args: Vec<usize> = raw
+        .iter()
+        .filter(|a| *a != "direct" && *a != "grpc")
         .map(|a| a.parse())
         .collect::<Result<_, _>>()?;
     let clients = args.first().copied().unwrap_or(64);
@@ -36,12 +40,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = tempfile::tempdir()?;
     let log = Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir.path()))?);
-    let writer = Writer::start(
-        log.clone(),
-        Arc::new(InMemoryKeys::default()),
-        WriterConfig::default(),
-    )
-    .await?;
+    // PARTITIONS=n sets the conversation topic's partition count (default 12).
+    let partitions = std::env::var("PARTITIONS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(12);
+    let config = WriterConfig {
+        conversation_partitions: partitions,
+        ..WriterConfig::default()
+    };
+    let writer = Writer::start(log.clone(), Arc::new(InMemoryKeys::default()), config).await?;
     let tenant = TenantId::new("loadtest")?;
     let tokens = (0..conversations).map(|i| ServiceToken {
         token: token(i),
@@ -50,7 +58,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         subject: PrincipalId::new(format!("cust-{i}")).expect("valid id"),
         all_tenants: false,
     });
-    let api = Api::new(Arc::new(writer), Arc::new(StaticTokens::new(tokens)?));
+    let writer = Arc::new(writer);
+    let api = Api::new(writer.clone(), Arc::new(StaticTokens::new(tokens)?));
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = format!("http://{}", grpc.local_addr()?);
@@ -78,7 +87,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..clients {
+    if direct {
+        use switchboard_ingest::api::CommandHandler as _;
+        use switchboard_ingest::command::{ConversationCommand, PostMessage};
+        for c in 0..clients {
+            let writer = writer.clone();
+            let i = c % conversations;
+            let conversation = switchboard_events::id::ConversationId::new(ids[i].clone())?;
+            let principal = switchboard_events::principal::Principal::new(
+                tenant.clone(),
+                Role::Customer,
+                PrincipalId::new(format!("cust-{i}"))?,
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(100_000);
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let command = ConversationCommand::PostMessage(PostMessage {
+                        client_msg_id: format!("c{c}-{n}").parse().expect("valid id"),
+                        body: "x".repeat(200),
+                        attachments: Vec::new(),
+                        private_note: false,
+                    });
+                    let correlation = switchboard_events::id::CorrelationId(uuid::Uuid::now_v7());
+                    let sent = Instant::now();
+                    writer
+                        .conversation(
+                            principal.clone(),
+                            Some(conversation.clone()),
+                            command,
+                            correlation,
+                        )
+                        .await
+                        .expect("acknowledged");
+                    latencies.push(sent.elapsed().as_micros() as u32);
+                }
+                latencies
+            }));
+        }
+    }
+    for c in (0..clients).filter(|_| !direct) {
         let address = address.clone();
         let i = c % conversations;
         let conversation = ids[i].clone();
@@ -115,7 +164,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     eprintln!(
-        "clients={clients} conversations={conversations} seconds={elapsed:.1} acked={} rate={:.0}/s p50={}us p99={}us p99.9={}us max={}us",
+        "mode={} clients={clients} conversations={conversations} seconds={elapsed:.1} acked={} rate={:.0}/s p50={}us p99={}us p99.9={}us max={}us",
+        if direct { "direct" } else { "grpc" },
         latencies.len(),
         latencies.len() as f64 / elapsed,
         at(0.50),

@@ -191,13 +191,13 @@ impl Shard {
             return;
         }
         let now = Timestamp::now();
-        let mut undo: HashMap<ConversationId, Option<ConversationState>> = HashMap::new();
+        let mut touched = false;
         let mut records = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());
         let mut erasures = Vec::new();
         for job in batch {
             let answer = self
-                .decide_one(&job, now, &mut undo, &mut records, &mut erasures)
+                .decide_one(&job, now, &mut touched, &mut records, &mut erasures)
                 .await;
             answers.push((job.reply, answer));
         }
@@ -221,11 +221,12 @@ impl Shard {
                         tracing::warn!(partition = self.partition, error = %e, "append failed; commands are refused and the tail is read again");
                         unavailable(e)
                     };
-                    for (id, before) in undo {
-                        match before {
-                            Some(state) => self.states.insert(id, state),
-                            None => self.states.remove(&id),
-                        };
+                    // The states hold events the log may not have: fold the partition again
+                    // from its start before the next batch. Rare, so simple beats fast here.
+                    if touched {
+                        self.states.clear();
+                        self.poisoned.clear();
+                        self.next_offset = 0;
                     }
                     self.stale = true;
                     for (reply, answer) in answers {
@@ -268,7 +269,7 @@ impl Shard {
         &mut self,
         job: &Job,
         now: Timestamp,
-        undo: &mut HashMap<ConversationId, Option<ConversationState>>,
+        touched: &mut bool,
         records: &mut Vec<NewRecord>,
         erasures: &mut Vec<(TenantId, CustomerId)>,
     ) -> Result<Ack, CommandError> {
@@ -320,8 +321,7 @@ impl Shard {
             now,
         };
         let stamped = stamp(state, tenant, &job.conversation, &cause, payloads)?;
-        undo.entry(job.conversation.clone())
-            .or_insert_with(|| state.cloned());
+        *touched = true;
         let mut last = Seq(0);
         for (event, frame) in stamped {
             if let ConversationPayload::CustomerDataErased(erased) = &event.payload {
