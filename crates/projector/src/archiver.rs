@@ -86,22 +86,23 @@ impl Archiver {
         }
     }
 
-    /// Runs now and then every `interval` until `shutdown` turns true. A failed run is logged
-    /// and retried at the next tick: every step of a run is idempotent.
+    /// Runs now and then every `interval` until `shutdown` turns true (or its sender is
+    /// dropped). A failed run is logged and retried at the next tick: every step of a run is
+    /// idempotent. A run under way finishes before the task ends.
     pub fn spawn(self, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(self.config.interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            while !*shutdown.borrow() {
                 tokio::select! {
-                    _ = shutdown.changed() => {}
+                    changed = shutdown.changed() => if changed.is_err() {
+                        // Nobody can ask for a shutdown any more: the process is going away.
+                        break;
+                    },
                     _ = ticks.tick() => match self.run_once(Timestamp::now()).await {
                         Ok(report) => tracing::info!(?report, "archive run finished"),
                         Err(e) => tracing::warn!(error = %e, "archive run failed; retrying at the next tick"),
                     },
-                }
-                if *shutdown.borrow() {
-                    break;
                 }
             }
         })

@@ -110,7 +110,7 @@ fn a_month_later() -> Timestamp {
 }
 
 struct Scene {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     hot: Hot,
     archive: Archive,
     archiver: Archiver,
@@ -134,11 +134,17 @@ async fn scene() -> Scene {
         ArchiverConfig::default(),
     );
     Scene {
-        _dir: dir,
+        dir,
         hot,
         archive,
         archiver,
     }
+}
+
+/// The day the old conversations were resolved.
+fn resolved_day() -> Day {
+    let (resolution, _) = &history("old-1", 0, None)[RESOLVED - 1];
+    Day::of(resolution.envelope.occurred_at)
 }
 
 const ALL: [&str; 5] = ["old-1", "old-2", "young", "open", "broken"];
@@ -272,4 +278,40 @@ async fn a_reopened_conversation_resolved_again_is_archived_whole() {
     let frames = s.archive.read_conversation(&entry).await.unwrap();
     let expected: Vec<_> = events.iter().map(|(_, f)| f.clone()).collect();
     assert_eq!(frames, expected);
+}
+
+#[tokio::test]
+async fn a_crash_between_the_file_and_the_manifest_reuses_the_file() {
+    let s = scene().await;
+    // The run that crashed wrote the file of both old conversations, and recorded nothing.
+    let mut written = Vec::new();
+    for id in ["old-1", "old-2"] {
+        let store = &s.hot.store;
+        let summary = store.conversation(&fixtures::tenant(), &conv(id)).await;
+        let summary = summary.unwrap().unwrap();
+        written.push(s.archiver.whole_timeline(&summary).await.unwrap().unwrap());
+    }
+    let day = resolved_day();
+    let object = s.archive.write(&fixtures::tenant(), day, &written).await;
+    let object = object.unwrap();
+
+    let report = s.archiver.run_once(a_month_later()).await.unwrap();
+    assert_eq!((report.conversations, report.files), (2, 1));
+    let manifest = s.hot.store.archive_manifest(&fixtures::tenant(), day).await;
+    let objects: Vec<_> = manifest.unwrap().into_iter().map(|e| e.object).collect();
+    assert_eq!(objects, [object.clone(), object.clone()]);
+    let dir = s.dir.path().join("archive").join(&object);
+    let files = std::fs::read_dir(dir.parent().unwrap()).unwrap().count();
+    assert_eq!(files, 1, "the rerun wrote no second file");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_task_runs_until_told_to_stop() {
+    let s = scene().await;
+    let (stop, shutdown) = watch::channel(false);
+    let task = s.archiver.clone().spawn(shutdown);
+    stop.send(true).unwrap();
+    // Paused time runs ahead to the timeout if the task keeps ticking instead of stopping.
+    let stopped = tokio::time::timeout(Duration::from_secs(7200), task).await;
+    assert!(stopped.is_ok(), "the archiver did not stop");
 }
