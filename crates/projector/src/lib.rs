@@ -2,6 +2,7 @@
 //! offsets checkpointed in the same store writes, so that a crash replays and never loses or
 //! doubles anything, and a rebuild from the log writes the same rows.
 
+pub mod archiver;
 pub mod fold;
 pub mod partition;
 pub mod rebuild;

@@ -14,6 +14,7 @@ pub mod archive;
 pub mod batch;
 pub mod checkpoint;
 mod codec;
+pub mod cold;
 pub mod conversation;
 pub mod embedded;
 pub mod error;
