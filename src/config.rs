@@ -20,6 +20,15 @@ pub struct Config {
     pub listen: Listen,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub archive: ArchiveConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Days a resolved conversation stays in the hot store before it moves to the archive
+    /// (under `data_dir/archive`).
+    pub after_days: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -115,6 +124,7 @@ impl Default for Config {
                 jwt_secret_file: None,
                 service_tokens: Vec::new(),
             },
+            archive: ArchiveConfig { after_days: 30 },
         }
     }
 }

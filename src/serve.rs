@@ -14,8 +14,10 @@ use switchboard_ingest::routing::signals::Admitting;
 use switchboard_ingest::writer::keys::StoreKeys;
 use switchboard_ingest::writer::{Writer, WriterConfig};
 use switchboard_log::embedded::{Durability as LogDurability, EmbeddedConfig, EmbeddedLog};
+use switchboard_projector::archiver::{Archiver, ArchiverConfig};
 use switchboard_projector::{Projector, ProjectorConfig};
 use switchboard_store::ReadModels;
+use switchboard_store::cold::Archive;
 use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -120,18 +122,28 @@ pub async fn serve(
     .await
     .context("rebuilding the router from the log")?;
 
+    let archive = Archive::local(&data.join("archive")).context("opening the cold archive")?;
     let (stop, _) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for topic in Topic::ALL {
-        let projector = Projector::new(
-            log.clone(),
-            store.clone(),
-            topic,
-            ProjectorConfig::default(),
-        );
+        let config = ProjectorConfig {
+            archive: Some(archive.clone()),
+            ..ProjectorConfig::default()
+        };
+        let projector = Projector::new(log.clone(), store.clone(), topic, config);
         let stopped = stop.subscribe();
         tasks.spawn(async move { projector.run(stopped).await.map_err(anyhow::Error::from) });
     }
+
+    let archiver = Archiver::new(
+        store.clone(),
+        archive.clone(),
+        ArchiverConfig {
+            archive_after: std::time::Duration::from_secs(config.archive.after_days * 86_400),
+            ..ArchiverConfig::default()
+        },
+    )
+    .spawn(stop.subscribe());
 
     let verifier = TokenVerifier::hs256(
         &jwt_secret(&config)?,
@@ -195,6 +207,7 @@ pub async fn serve(
             tracing::warn!(error = %e, "a service failed while stopping");
         }
     }
+    let _ = archiver.await;
     router.stop().await;
     log.shutdown();
     Ok(())

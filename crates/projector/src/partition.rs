@@ -12,6 +12,7 @@ use switchboard_events::{AgentEvent, ConversationEvent, Topic};
 use switchboard_log::Record;
 use switchboard_store::agent::AgentRecord;
 use switchboard_store::checkpoint::{CheckpointKey, LogPartition};
+use switchboard_store::cold::{Archive, timeline_or_archive};
 use switchboard_store::conversation::ConversationSummary;
 use switchboard_store::report::{ReportCounters, ReportKey, ReportPartial};
 use switchboard_store::timeline::{Audience, TimelineCursor, TimelineQuery, TimelineRow};
@@ -48,6 +49,8 @@ pub struct PartitionProjector {
     notes: HashMap<ConversationKey, HashSet<MessageId>>,
     partials: HashMap<ReportKey, (ReportCounters, Option<u64>)>,
     agents: HashMap<(TenantId, AgentId), Option<AgentRecord>>,
+    /// Where archived conversations' earlier events are, for the private notes among them.
+    archive: Option<Archive>,
 }
 
 /// How many entries the caches may hold before they are emptied and read again.
@@ -73,7 +76,15 @@ impl PartitionProjector {
             notes: HashMap::new(),
             partials: HashMap::new(),
             agents: HashMap::new(),
+            archive: None,
         })
+    }
+
+    /// Reads archived conversations' private notes from `archive` too, so that a late edit or
+    /// redaction of an archived note stays hidden from customers.
+    pub fn with_archive(mut self, archive: Option<Archive>) -> Self {
+        self.archive = archive;
+        self
     }
 
     /// The offset of the next record to project.
@@ -192,10 +203,14 @@ impl PartitionProjector {
             let mut notes = HashSet::new();
             let mut cursor = Some(TimelineCursor::Oldest);
             while let Some(at) = cursor {
-                let page = self
-                    .store
-                    .timeline(&key.0, &key.1, TimelineQuery::new(at, 500, Audience::Staff))
-                    .await?;
+                let query = TimelineQuery::new(at, 500, Audience::Staff);
+                let page = match &self.archive {
+                    Some(archive) => {
+                        timeline_or_archive(self.store.as_ref(), archive, &key.0, &key.1, query)
+                            .await?
+                    }
+                    None => self.store.timeline(&key.0, &key.1, query).await?,
+                };
                 notes.extend(
                     page.entries
                         .iter()

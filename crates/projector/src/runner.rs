@@ -27,6 +27,9 @@ pub struct ProjectorConfig {
     pub max_batch: usize,
     /// How long records wait for more before they are written.
     pub linger: Duration,
+    /// The cold archive, when conversations are archived: the projector reads archived private
+    /// notes from it.
+    pub archive: Option<switchboard_store::cold::Archive>,
 }
 
 impl Default for ProjectorConfig {
@@ -35,6 +38,7 @@ impl Default for ProjectorConfig {
             consumer: "projector".to_owned(),
             max_batch: 4096,
             linger: Duration::from_millis(2),
+            archive: None,
         }
     }
 }
@@ -137,7 +141,8 @@ impl Projector {
                                 &self.config.consumer,
                                 source,
                             )
-                            .await?,
+                            .await?
+                            .with_archive(self.config.archive.clone()),
                         );
                     }
                 }
