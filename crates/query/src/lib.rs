@@ -13,6 +13,7 @@ pub mod cache;
 mod day;
 pub mod error;
 pub mod export;
+pub mod follow;
 pub mod grpc;
 pub mod http;
 pub mod openapi;

@@ -3,6 +3,7 @@
 //! role of either tenant.
 
 mod audit;
+mod cache;
 mod http;
 
 use std::sync::Arc;
