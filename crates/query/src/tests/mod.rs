@@ -4,6 +4,7 @@
 
 mod audit;
 mod cache;
+mod grpc;
 mod http;
 
 use std::sync::Arc;
@@ -188,4 +189,38 @@ impl World {
         );
         serde_json::from_slice(&body).unwrap()
     }
+}
+
+/// One GET over a kept-alive HTTP/1.1 connection: the status and the body.
+pub(crate) async fn raw_get(
+    stream: &mut tokio::net::TcpStream,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    let request = format!("GET {path} HTTP/1.1\r\nhost: query\r\n{auth}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed mid-response");
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..header_end]).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while buffer.len() < header_end + length {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the connection closed mid-body");
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    (status, buffer[header_end..header_end + length].to_vec())
 }
