@@ -43,6 +43,9 @@ pub struct Chunk {
 /// A replay under way: chunks in order, or the error that stopped it.
 pub type Replay = mpsc::Receiver<Result<Chunk, QueryError>>;
 
+/// How far back a tenant replay looks for archived conversations: ten years of manifests.
+const ARCHIVE_HORIZON_DAYS: i32 = 3_660;
+
 /// Chunks in flight between the reader and the writer of a replay.
 const REPLAY_BUFFER: usize = 8;
 
@@ -178,9 +181,10 @@ impl QueryService {
                 None => break,
             }
         }
-        // Archived conversations left the lists; they were resolved on or after `from`.
-        let mut day = Day::of(from);
+        // Archived conversations left the lists; they were resolved on or after `from`, and
+        // within the archive's horizon (an unbounded `from` must not walk back to year -290000).
         let today = Day::of(Timestamp::now());
+        let mut day = Day::of(from).max(Day(today.0.saturating_sub(ARCHIVE_HORIZON_DAYS)));
         while day <= today {
             for entry in self.store.archive_manifest(tenant, day).await? {
                 keep(&entry.summary);

@@ -7,9 +7,9 @@
 
 use serde_json::{Value, json};
 use switchboard_events::ConversationEvent;
+use switchboard_events::ConversationPayload;
 use switchboard_events::id::TenantId;
 use switchboard_events::personal::{KeyProvider, Revealed, Sealed};
-use switchboard_events::{ConversationPayload, hex};
 
 use crate::error::QueryError;
 
@@ -75,7 +75,44 @@ pub fn audit_line(frame: &[u8], out: &mut Vec<u8>) -> Result<(), QueryError> {
         }
     }
     out.extend_from_slice(b",\"frame\":\"");
-    out.extend_from_slice(hex::encode(frame).as_bytes());
+    write_hex(frame, out);
     out.extend_from_slice(b"\"}\n");
     Ok(())
+}
+
+/// Lowercase hex of `bytes`, appended without an intermediate string.
+fn write_hex(bytes: &[u8], out: &mut Vec<u8>) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_events::{fixtures, hex};
+
+    use super::*;
+
+    #[test]
+    fn audit_lines_carry_the_event_and_its_exact_frame() {
+        let (event, frame) = &fixtures::conversation_history()[3];
+        let mut out = Vec::new();
+        audit_line(frame, &mut out).unwrap();
+        assert_eq!(out.last(), Some(&b'\n'));
+        let line: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["seq"], 4);
+        assert_eq!(line["event"], serde_json::to_value(event).unwrap());
+        assert_eq!(
+            hex::decode(line["frame"].as_str().unwrap()).as_ref(),
+            Some(frame)
+        );
+        let mut bad = Vec::new();
+        audit_line(b"\x00\x01", &mut bad).unwrap();
+        let line: Value = serde_json::from_slice(&bad).unwrap();
+        assert!(line["undecodable"].is_string());
+        assert_eq!(line["frame"], "0001");
+    }
 }
