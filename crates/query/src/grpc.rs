@@ -19,8 +19,9 @@ use tonic::{Request, Response, Status};
 
 use crate::audit::{Purpose, Scope};
 use crate::error::QueryError;
+use crate::lists::{ListParams, parse_cursor};
 use crate::render;
-use crate::service::{HistoryFrom, ListParams, QueryService, parse_cursor};
+use crate::service::{HistoryFrom, QueryService};
 
 pub mod proto {
     tonic::include_proto!("switchboard.query.v1");

@@ -25,7 +25,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::audit::{Purpose, Replay, Scope};
 use crate::error::QueryError;
 use crate::export::{Encoder, Format};
-use crate::service::{HistoryFrom, ListParams, QueryService, parse_cursor};
+use crate::lists::{ListParams, parse_cursor};
+use crate::service::{HistoryFrom, QueryService};
 use crate::{day, openapi, registry_api};
 
 type Shared = State<Arc<QueryService>>;

@@ -16,6 +16,7 @@ pub mod export;
 pub mod follow;
 pub mod grpc;
 pub mod http;
+pub mod lists;
 pub mod openapi;
 pub mod registry_api;
 pub mod render;

@@ -152,6 +152,11 @@ impl Sources {
         }
     }
 
+    /// Sources asked in this order.
+    pub fn new(sources: Vec<Arc<dyn EventSource>>) -> Self {
+        Self { sources }
+    }
+
     /// Adds a source, asked after those already there (the archive, then the log).
     pub fn then(mut self, source: Arc<dyn EventSource>) -> Self {
         self.sources.push(source);
@@ -181,5 +186,89 @@ impl Sources {
             }
         }
         Ok(best.unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_events::chain::{Problem, Verdict, verify};
+    use switchboard_events::fixtures;
+
+    use super::*;
+
+    /// A source holding some seqs of the sample conversation, like the archive or the store.
+    #[derive(Debug)]
+    struct Holding(Vec<Frame>);
+
+    impl Holding {
+        fn seqs(seqs: impl Fn(u64) -> bool) -> Arc<dyn EventSource> {
+            let frames = fixtures::conversation_history()
+                .into_iter()
+                .filter(|(e, _)| seqs(e.envelope.seq.0))
+                .map(|(e, bytes)| Frame {
+                    seq: e.envelope.seq,
+                    occurred_at: None,
+                    bytes,
+                })
+                .collect();
+            Arc::new(Self(frames))
+        }
+    }
+
+    #[async_trait]
+    impl EventSource for Holding {
+        async fn after(
+            &self,
+            _: &TenantId,
+            _: &ConversationId,
+            after: Seq,
+            max: usize,
+        ) -> Result<Vec<Frame>, QueryError> {
+            let frames = self.0.iter().filter(|f| f.seq > after).take(max);
+            Ok(frames.cloned().collect())
+        }
+    }
+
+    async fn replay(sources: &Sources) -> Vec<Vec<u8>> {
+        let (tenant, id) = (fixtures::tenant(), fixtures::conversation());
+        let mut out = Vec::new();
+        let mut after = Seq(0);
+        loop {
+            let frames = sources.next(&tenant, &id, after, 4).await.unwrap();
+            let Some(last) = frames.last() else {
+                return out;
+            };
+            after = last.seq;
+            out.extend(frames.into_iter().map(|f| f.bytes));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_history_split_between_hot_store_and_archive_replays_whole() {
+        // The hot store lost seqs 1..=6 to the archive; the log holds everything.
+        let hot = Holding::seqs(|s| s > 6);
+        let archive = Holding::seqs(|s| s <= 6);
+        let sources = Sources::new(vec![hot, archive]);
+        let frames = replay(&sources).await;
+        let all = fixtures::conversation_history();
+        assert_eq!(frames.len(), all.len());
+        assert!(matches!(
+            verify(frames.iter().map(Vec::as_slice)),
+            Verdict::Intact { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_seq_no_source_holds_reaches_the_verifier_as_dropped() {
+        let hot = Holding::seqs(|s| s > 6);
+        let archive = Holding::seqs(|s| s <= 6 && s != 3);
+        let frames = replay(&Sources::new(vec![hot, archive])).await;
+        assert_eq!(
+            verify(frames.iter().map(Vec::as_slice)),
+            Verdict::Broken {
+                seq: Seq(3),
+                problem: Problem::Dropped
+            }
+        );
     }
 }
