@@ -8,6 +8,7 @@
 //! The service never writes events.
 
 pub mod access;
+mod archived;
 pub mod audit;
 pub mod cache;
 mod day;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use serde::Serialize;
 use serde_json::Value;
-use switchboard_events::id::{AgentId, ConversationId};
+use switchboard_events::id::{AgentId, ConversationId, TenantId};
 use switchboard_events::personal::KeyProvider;
 use switchboard_events::principal::Principal;
 use switchboard_events::token::TokenVerifier;
@@ -15,7 +15,9 @@ use switchboard_events::{ConversationEvent, Seq, Timestamp};
 use switchboard_store::ReadModels;
 use switchboard_store::conversation::ConversationSummary;
 use switchboard_store::report::{DailyReport, Day, ReportScope};
-use switchboard_store::timeline::{Audience, MAX_PAGE, TimelineCursor, TimelineQuery};
+use switchboard_store::timeline::{
+    Audience, MAX_PAGE, TimelineCursor, TimelineEntry, TimelineQuery,
+};
 
 use crate::access;
 use crate::cache::{CacheConfig, ConvKey, PageKey, ReadCache};
@@ -203,14 +205,14 @@ impl QueryService {
         Ok(cached)
     }
 
-    async fn read_page(
+    /// A page's entries from the hot timeline, ascending.
+    async fn hot_entries(
         &self,
-        (tenant, conversation): &ConvKey,
-        summary: &ConversationSummary,
+        (tenant, conversation): (&TenantId, &ConversationId),
         from: HistoryFrom,
         limit: u32,
         audience: Audience,
-    ) -> Result<HistoryPage, QueryError> {
+    ) -> Result<Vec<TimelineEntry>, QueryError> {
         let read = |cursor, limit| async move {
             let query = TimelineQuery::new(cursor, limit, audience);
             self.store.timeline(tenant, conversation, query).await
@@ -236,6 +238,24 @@ impl QueryService {
         if matches!(from, HistoryFrom::Newest | HistoryFrom::Before(_)) {
             entries.reverse();
         }
+        Ok(entries)
+    }
+
+    async fn read_page(
+        &self,
+        (tenant, conversation): &ConvKey,
+        summary: &ConversationSummary,
+        from: HistoryFrom,
+        limit: u32,
+        audience: Audience,
+    ) -> Result<HistoryPage, QueryError> {
+        let entries = if self.store.archived(tenant, conversation).await?.is_some() {
+            self.archived_entries(tenant, conversation, from, limit, audience)
+                .await?
+        } else {
+            self.hot_entries((tenant, conversation), from, limit, audience)
+                .await?
+        };
         let keys: &dyn KeyProvider = &*self.store;
         let mut events = Vec::with_capacity(entries.len());
         for entry in entries {

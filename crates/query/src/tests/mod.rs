@@ -2,6 +2,7 @@
 //! sealed under the store's own data keys, projected by the real projector; tokens for every
 //! role of either tenant.
 
+mod archive;
 mod audit;
 mod cache;
 mod grpc;
