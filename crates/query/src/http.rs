@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +68,11 @@ impl IntoResponse for QueryError {
     }
 }
 
+/// A query string that does not parse: our error shape, not axum's plain text.
+fn rejected(rejection: QueryRejection) -> QueryError {
+    QueryError::invalid(rejection.body_text())
+}
+
 fn principal(service: &QueryService, headers: &HeaderMap) -> Result<Principal, QueryError> {
     service.authenticate(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
 }
@@ -113,9 +119,10 @@ async fn history(
     State(service): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(params): Query<HistoryParams>,
+    params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     let who = principal(&service, &headers)?;
+    let Query(params) = params.map_err(rejected)?;
     let from = match (params.before, params.after, params.around, params.oldest) {
         (None, None, None, false) => HistoryFrom::Newest,
         (None, None, None, true) => HistoryFrom::Oldest,
@@ -149,9 +156,10 @@ struct ListQueryParams {
 async fn list(
     State(service): Shared,
     headers: HeaderMap,
-    Query(q): Query<ListQueryParams>,
+    q: Result<Query<ListQueryParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     let who = principal(&service, &headers)?;
+    let Query(q) = q.map_err(rejected)?;
     let status = parsed("status", q.status, |s| {
         ConversationStatus::from_name(&s).ok_or("unknown status")
     })?;
@@ -177,9 +185,10 @@ struct ReportParams {
 async fn report(
     State(service): Shared,
     headers: HeaderMap,
-    Query(q): Query<ReportParams>,
+    q: Result<Query<ReportParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     let who = principal(&service, &headers)?;
+    let Query(q) = q.map_err(rejected)?;
     let date = |name: &str, text: &str| {
         day::parse(text)
             .ok_or_else(|| QueryError::invalid(format!("{name}: not a YYYY-MM-DD date")))
@@ -243,9 +252,10 @@ async fn replay_conversation(
 async fn replay_tenant(
     State(service): Shared,
     headers: HeaderMap,
-    Query(q): Query<RangeParams>,
+    q: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     let who = principal(&service, &headers)?;
+    let Query(q) = q.map_err(rejected)?;
     let scope = Scope::Tenant {
         from: Timestamp(q.from),
         to: Timestamp(q.to),
@@ -260,9 +270,10 @@ async fn export_conversation(
     State(service): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<FormatParams>,
+    q: Result<Query<FormatParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     let who = principal(&service, &headers)?;
+    let Query(q) = q.map_err(rejected)?;
     let format = Format::parse(q.format.as_deref().unwrap_or("ndjson"))?;
     let replay = service
         .replay(&who, Scope::Conversation(id), Purpose::Export)
@@ -273,9 +284,10 @@ async fn export_conversation(
 async fn export_tenant(
     State(service): Shared,
     headers: HeaderMap,
-    Query(q): Query<RangeParams>,
+    q: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Response, QueryError> {
     let who = principal(&service, &headers)?;
+    let Query(q) = q.map_err(rejected)?;
     let format = Format::parse(q.format.as_deref().unwrap_or("ndjson"))?;
     let scope = Scope::Tenant {
         from: Timestamp(q.from),

@@ -196,8 +196,15 @@ async fn lists_filter_and_page_with_cursors() {
         .json("/v1/conversations?updated_since=9000000000000000", &sup)
         .await;
     assert_eq!(future["conversations"].as_array().unwrap().len(), 0);
-    let (status, _) = world.get("/v1/conversations?status=lost", Some(&sup)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    for bad in [
+        "/v1/conversations?status=lost",
+        "/v1/conversations?limit=many",
+    ] {
+        let (status, body) = world.get(bad, Some(&sup)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "invalid_argument", "{bad}");
+    }
 }
 
 #[tokio::test]
