@@ -4,8 +4,11 @@
 //! Prints requests/s and latency percentiles; cached pages are the case it measures.
 //!
 //! ```sh
-//! cargo run --release -p switchboard-query --example query_load -- [seconds] [connections] [hot conversations]
+//! cargo run --release -p switchboard-query --example query_load -- [seconds] [connections] [hot conversations] [cache: 1|0]
 //! ```
+//!
+//! With `0` as the last argument the page cache holds nothing: every request reads the store,
+//! decodes the events and opens their sealed bodies.
 
 mod support;
 
@@ -58,6 +61,7 @@ fn main() {
     let seconds = args.first().copied().unwrap_or(10);
     let connections = args.get(1).copied().unwrap_or(32) as usize;
     let hot = args.get(2).copied().unwrap_or(200) as usize;
+    let cached = args.get(3).copied().unwrap_or(1) != 0;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,7 +69,11 @@ fn main() {
     runtime.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let store = support::populate(dir.path(), hot, 80).await;
-        let service = Arc::new(QueryService::new(store, support::verifier(), &CacheConfig::default()));
+        let mut cache = CacheConfig::default();
+        if !cached {
+            cache.page_bytes = 0;
+        }
+        let service = Arc::new(QueryService::new(store, support::verifier(), &cache));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -123,7 +131,7 @@ fn main() {
         let elapsed = started.elapsed();
         latencies.sort();
         eprintln!(
-            "history page of 50 over HTTP, cached: {} connections, {hot} hot conversations, {:.1}s",
+            "history page of 50 over HTTP, cached: {cached}: {} connections, {hot} hot conversations, {:.1}s",
             connections,
             elapsed.as_secs_f64()
         );
