@@ -9,7 +9,7 @@ use std::sync::Arc;
 use switchboard_events::chain::Verdict;
 use switchboard_events::id::{AgentId, CustomerId, Label};
 use switchboard_events::principal::Principal;
-use switchboard_events::{Seq, Timestamp};
+use switchboard_events::{ConversationEvent, Payload, Seq, Timestamp};
 use switchboard_store::conversation::{ConversationStatus, ConversationSummary};
 use switchboard_store::report::Day;
 use tokio::sync::mpsc;
@@ -20,7 +20,6 @@ use tonic::{Request, Response, Status};
 use crate::audit::{Purpose, Scope};
 use crate::error::QueryError;
 use crate::lists::{ListParams, parse_cursor};
-use crate::render;
 use crate::service::{HistoryFrom, QueryService};
 
 pub mod proto {
@@ -236,16 +235,25 @@ impl Query for GrpcQuery {
                     }
                 };
                 for frame in chunk.frames {
-                    let mut line = Vec::new();
-                    let event_json = match render::audit_line(&frame.bytes, &mut line) {
-                        Ok(()) => String::from_utf8_lossy(&line).trim_end().to_owned(),
-                        Err(e) => e.to_string(),
-                    };
+                    // As recorded: sealed fields stay ciphertext, as in every audit format.
+                    let (kind, event_json, occurred_at) =
+                        match ConversationEvent::decode(&frame.bytes) {
+                            Ok(event) => (
+                                event.payload.record_name().to_owned(),
+                                serde_json::to_string(&event).unwrap_or_default(),
+                                event.envelope.occurred_at.as_micros(),
+                            ),
+                            Err(e) => (
+                                String::new(),
+                                format!("{{\"undecodable\":{:?}}}", e.to_string()),
+                                0,
+                            ),
+                        };
                     let event = proto::Event {
                         seq: frame.seq.0,
                         conversation_id: chunk.conversation.to_string(),
-                        occurred_at_micros: frame.occurred_at.map_or(0, |t| t.as_micros()),
-                        kind: String::new(),
+                        occurred_at_micros: occurred_at,
+                        kind,
                         frame: frame.bytes,
                         event_json,
                     };

@@ -105,6 +105,9 @@ async fn every_call_answers_over_grpc_within_the_tenant() {
         .into_inner();
     let mut replayed = Vec::new();
     while let Some(event) = stream.message().await.unwrap() {
+        assert!(event.kind.starts_with("switchboard.conversation."));
+        let json: serde_json::Value = serde_json::from_str(&event.event_json).unwrap();
+        assert_eq!(json["envelope"]["seq"], event.seq);
         replayed.push(event.frame);
     }
     assert_eq!(replayed.len() as u64, summary.last_seq);
