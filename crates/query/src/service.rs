@@ -1,6 +1,6 @@
 //! The read operations both protocols serve, each authorised for its principal, within the
-//! principal's tenant: summaries, history pages, lists and reports. Audit replay and
-//! verification are in `audit.rs`.
+//! principal's tenant: summaries, history pages and reports. Lists are in `lists.rs`, audit
+//! replay and verification in `audit.rs`, pages of archived conversations in `archived.rs`.
 
 use std::sync::Arc;
 
