@@ -37,6 +37,7 @@ pub struct Listen {
     pub ingest_grpc: SocketAddr,
     pub ingest_http: SocketAddr,
     pub query_http: SocketAddr,
+    pub query_grpc: SocketAddr,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -112,6 +113,7 @@ impl Default for Config {
                 ingest_grpc: local(7101),
                 ingest_http: local(7102),
                 query_http: local(7103),
+                query_grpc: local(7104),
             },
             log: LogConfig {
                 conversation_partitions: 12,

@@ -14,8 +14,14 @@ use switchboard_ingest::routing::signals::Admitting;
 use switchboard_ingest::writer::keys::StoreKeys;
 use switchboard_ingest::writer::{Writer, WriterConfig};
 use switchboard_log::embedded::{Durability as LogDurability, EmbeddedConfig, EmbeddedLog};
+use switchboard_log::{EventLog, StartAt};
 use switchboard_projector::archiver::{Archiver, ArchiverConfig};
 use switchboard_projector::{Projector, ProjectorConfig};
+use switchboard_query::follow::follow;
+use switchboard_query::source::ArchiveSource;
+use switchboard_query::{
+    CacheConfig, Invalidate, LogSource, QueryService, Sources, serve as serve_queries,
+};
 use switchboard_store::ReadModels;
 use switchboard_store::cold::Archive;
 use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
@@ -168,10 +174,12 @@ pub async fn serve(
     let ingest_grpc = bind(config.listen.ingest_grpc, "ingest gRPC").await?;
     let ingest_http = bind(config.listen.ingest_http, "ingest HTTP").await?;
     let query_http = bind(config.listen.query_http, "query HTTP").await?;
+    let query_grpc = bind(config.listen.query_grpc, "query gRPC").await?;
     let bound = [
         ingest_grpc.local_addr()?,
         ingest_http.local_addr()?,
         query_http.local_addr()?,
+        query_grpc.local_addr()?,
     ];
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -183,9 +191,38 @@ pub async fn serve(
         until_stopped(stop.subscribe()),
     );
     tasks.spawn(async move { commands.await.map_err(anyhow::Error::from) });
-    let query = axum::serve(query_http, switchboard_query::registry_api::routes())
-        .with_graceful_shutdown(until_stopped(stop.subscribe()));
-    tasks.spawn(async move { query.await.map_err(anyhow::Error::from) });
+    let sources = Sources::hot(store.clone())
+        .then(Arc::new(ArchiveSource {
+            store: store.clone(),
+            archive: archive.clone(),
+        }))
+        .then(Arc::new(LogSource::new(log.clone())));
+    let query_verifier = TokenVerifier::hs256(
+        &jwt_secret(&config)?,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )?;
+    let query = Arc::new(
+        QueryService::new(store.clone(), query_verifier, &CacheConfig::default())
+            .with_sources(sources),
+    );
+    // Cached pages follow the log: an event seen there invalidates its conversation's pages.
+    let (follow_log, cache) = (
+        log.clone() as Arc<dyn EventLog>,
+        query.cache() as Arc<dyn Invalidate>,
+    );
+    tasks.spawn(async move {
+        follow(follow_log, cache, StartAt::Latest)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let queries = serve_queries(
+        query,
+        query_http,
+        query_grpc,
+        until_stopped(stop.subscribe()),
+    );
+    tasks.spawn(async move { queries.await.map_err(anyhow::Error::from) });
 
     announce(&config, bound);
     tokio::select! {
@@ -221,7 +258,7 @@ async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpLi
 
 /// Tells where everything listens (the bound addresses, so a port 0 in the configuration
 /// shows the port it got).
-fn announce(config: &Config, [grpc, http, query]: [std::net::SocketAddr; 3]) {
+fn announce(config: &Config, [grpc, http, query, query_grpc]: [std::net::SocketAddr; 4]) {
     tracing::info!(data_dir = %config.data_dir.display(), "switchboard is serving");
     eprintln!(
         "switchboard is serving, data in {}",
@@ -229,6 +266,10 @@ fn announce(config: &Config, [grpc, http, query]: [std::net::SocketAddr; 3]) {
     );
     eprintln!("  commands  gRPC  http://{grpc}  (switchboard.ingest.v1.Ingest)");
     eprintln!("  commands  HTTP  http://{http}/v1/conversations");
+    eprintln!(
+        "  queries   HTTP  http://{query}/v1/conversations  (history, lists, reports, replay, verify, export; /openapi.json)"
+    );
+    eprintln!("  queries   gRPC  http://{query_grpc}  (switchboard.query.v1.Query)");
     eprintln!("  schemas   HTTP  http://{query}/subjects  (Confluent-compatible registry)");
     eprintln!(
         "  tokens: `switchboard token --tenant T --role agent --subject S` signs one for this instance"

@@ -58,7 +58,7 @@ fn start(data: &Path) -> Server {
             .map(str::to_owned);
         if line.contains("commands  HTTP") {
             http = address;
-        } else if line.contains("schemas") {
+        } else if line.contains("queries   HTTP") {
             query = address;
         }
     }
@@ -154,6 +154,34 @@ fn serve_takes_commands_and_keeps_them_across_a_restart() {
     let stranger = token(data.path(), "customer", "cust-2");
     let (status, body) = request(&server.http, "POST", &path, Some(&stranger), send);
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+    // The projector catches up in the background; a reader sees the message once it has.
+    let history = format!("/v1/conversations/{conversation}/history");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let (status, page) = request(&server.query, "GET", &history, Some(&customer), "");
+        let projected = status == 200 && page.to_string().contains("my order is late");
+        if projected || std::time::Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        page.to_string().contains("my order is late"),
+        "the customer reads their message back: {page}"
+    );
+    let (status, _) = request(&server.query, "GET", &history, Some(&stranger), "");
+    assert_eq!(status, 404, "another customer finds nothing");
+    let auditor = token(data.path(), "auditor", "audit-1");
+    let (status, verdict) = request(
+        &server.query,
+        "GET",
+        &format!("/v1/conversations/{conversation}/verify"),
+        Some(&auditor),
+        "",
+    );
+    assert_eq!(status, 200, "{verdict}");
+    assert!(verdict.to_string().contains("intact"), "{verdict}");
 
     let (status, subjects) = request(&server.query, "GET", "/subjects", None, "");
     assert_eq!(status, 200);

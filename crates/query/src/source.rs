@@ -272,3 +272,39 @@ mod tests {
         );
     }
 }
+
+/// The cold archive: the frames of an archived conversation, from its manifest entry's file.
+#[derive(Debug, Clone)]
+pub struct ArchiveSource {
+    pub store: Arc<dyn ReadModels>,
+    pub archive: switchboard_store::cold::Archive,
+}
+
+#[async_trait]
+impl EventSource for ArchiveSource {
+    async fn after(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+        after: Seq,
+        max: usize,
+    ) -> Result<Vec<Frame>, QueryError> {
+        let Some(entry) = self.store.archived(tenant, conversation).await? else {
+            return Ok(Vec::new());
+        };
+        if after >= entry.last_seq {
+            return Ok(Vec::new());
+        }
+        let entries = self.archive.entries(&entry).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.seq > after)
+            .take(max)
+            .map(|e| Frame {
+                seq: e.seq,
+                occurred_at: Some(e.occurred_at),
+                bytes: e.frame,
+            })
+            .collect())
+    }
+}
