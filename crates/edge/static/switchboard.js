@@ -1,0 +1,1 @@
+// protocol v1 client: see docs/protocol.md
