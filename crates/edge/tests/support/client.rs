@@ -155,6 +155,17 @@ impl Client {
         }
     }
 
+    /// Reads until the server closes, however long it takes (for paused-time tests).
+    pub async fn closed_untimed(&mut self) -> Option<u16> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
     pub async fn open(&mut self) -> String {
         self.send(json!({"type": "open", "ref": "open"})).await;
         let ack = self.expect("ack").await;
