@@ -46,8 +46,8 @@ pub struct Backends {
     pub log: Arc<dyn EventLog>,
     pub store: Arc<dyn ReadModels>,
     pub writer: Arc<Writer>,
-    stop_projector: watch::Sender<bool>,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    pub stop_projector: Option<watch::Sender<bool>>,
+    pub _dirs: Option<(tempfile::TempDir, tempfile::TempDir)>,
 }
 
 impl Backends {
@@ -85,15 +85,28 @@ impl Backends {
             log,
             store,
             writer,
-            stop_projector,
-            _dirs: dirs,
+            stop_projector: Some(stop_projector),
+            _dirs: Some(dirs),
+        }
+    }
+
+    /// The same backends, for another edge instance to borrow: it owns nothing.
+    pub fn shallow(&self) -> Self {
+        Self {
+            log: self.log.clone(),
+            store: self.store.clone(),
+            writer: self.writer.clone(),
+            stop_projector: None,
+            _dirs: None,
         }
     }
 }
 
 impl Drop for Backends {
     fn drop(&mut self) {
-        let _ = self.stop_projector.send(true);
+        if let Some(stop) = &self.stop_projector {
+            let _ = stop.send(true);
+        }
     }
 }
 
