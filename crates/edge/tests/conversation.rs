@@ -133,3 +133,43 @@ async fn a_late_subscriber_gets_history_without_private_notes() {
     }
     assert_eq!(seqs, [1, 3]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_see_each_other_come_and_go_and_customers_do_not() {
+    let (_backends, edge) = stack().await;
+    let mut watcher = connect(
+        &edge.url(),
+        &token(&principal("acme", Role::Supervisor, "sup-1")),
+    )
+    .await;
+    let mut customer = connect(
+        &edge.url(),
+        &token(&principal("acme", Role::Customer, "cust-1")),
+    )
+    .await;
+    let agent = connect(
+        &edge.url(),
+        &token(&principal("acme", Role::Agent, "agent-2")),
+    )
+    .await;
+    let seen = watcher.expect("presence").await;
+    assert_eq!(
+        (seen["agent_id"].as_str(), seen["online"].as_bool()),
+        (Some("agent-2"), Some(true))
+    );
+    drop(agent);
+    let gone = watcher.expect("presence").await;
+    assert_eq!(
+        (gone["agent_id"].as_str(), gone["online"].as_bool()),
+        (Some("agent-2"), Some(false))
+    );
+
+    customer.send(json!({"type": "ping", "ref": "p"})).await;
+    loop {
+        let frame = customer.next_frame().await.unwrap();
+        assert_ne!(frame["type"], "presence");
+        if frame["type"] == "pong" {
+            break;
+        }
+    }
+}
