@@ -100,7 +100,7 @@ async fn a_client_that_does_not_read_is_cut_and_a_reader_gets_everything() {
     let mut reader = connect(&edge.url(), &staff).await;
     reader.subscribe(&conversation, 0).await;
 
-    // 3000 messages of 16 kB (48 MB), one after the other: far more than the socket buffers
+    // 3000 messages of 16 kB (48 MB), four writers at a time: far more than the socket buffers
     // and the queue of 1024 hold.
     const N: u64 = 3000;
     let writer = backends.writer.clone();
@@ -109,11 +109,11 @@ async fn a_client_that_does_not_read_is_cut_and_a_reader_gets_everything() {
         let customer = principal("acme", Role::Customer, "cust-1");
         let body = "z".repeat(16_000);
         let mut tasks = tokio::task::JoinSet::new();
-        for lane in 0..1u64 {
+        for lane in 0..4u64 {
             let (writer, customer, id, body) =
                 (writer.clone(), customer.clone(), id.clone(), body.clone());
             tasks.spawn(async move {
-                for i in (lane..N).step_by(1) {
+                for i in (lane..N).step_by(4) {
                     let post = PostMessage {
                         client_msg_id: ClientMsgId::new(format!("s{i}")).unwrap(),
                         body: body.clone(),
