@@ -173,3 +173,57 @@ async fn agents_see_each_other_come_and_go_and_customers_do_not() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_customer_hears_its_queue_position() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use switchboard_edge::{EdgeConfig, MemoryBus};
+    use switchboard_events::id::TenantId;
+    use switchboard_ingest::routing::{QueueEntry, QueueSignal};
+
+    let backends = support::Backends::embedded().await;
+    let (router, queue) = tokio::sync::broadcast::channel(16);
+    let edge = support::edge_full(
+        &backends,
+        EdgeConfig::default(),
+        Arc::new(MemoryBus::default()),
+        Some(queue),
+    )
+    .await;
+    let mut customer = connect(
+        &edge.url(),
+        &token(&principal("acme", Role::Customer, "cust-1")),
+    )
+    .await;
+    let conversation = customer.open().await;
+    customer.subscribe(&conversation, 0).await;
+    let entry = QueueEntry {
+        conversation: conversation.parse().unwrap(),
+        position: 3,
+        queue_length: 5,
+        estimated_wait: Some(Duration::from_secs(90)),
+    };
+    router
+        .send(QueueSignal::Waiting {
+            tenant: TenantId::new("acme").unwrap(),
+            entry,
+        })
+        .unwrap();
+    let queued = customer.expect("queue").await;
+    assert_eq!(
+        (
+            queued["position"].as_u64(),
+            queued["estimated_wait_s"].as_u64()
+        ),
+        (Some(3), Some(90))
+    );
+    router
+        .send(QueueSignal::Left {
+            tenant: TenantId::new("acme").unwrap(),
+            conversation: conversation.parse().unwrap(),
+        })
+        .unwrap();
+    let left = customer.expect("queue").await;
+    assert!(left.get("position").is_none());
+}

@@ -14,6 +14,7 @@ use switchboard_events::Topic;
 use switchboard_events::id::{PrincipalId, TenantId};
 use switchboard_events::principal::{Principal, Role};
 use switchboard_events::token::{TokenIssuer, TokenVerifier, now_seconds};
+use switchboard_ingest::routing::QueueSignal;
 use switchboard_ingest::writer::{Writer, WriterConfig};
 use switchboard_log::EventLog;
 use switchboard_log::embedded::{EmbeddedConfig, EmbeddedLog};
@@ -141,6 +142,16 @@ pub async fn edge_with(
     config: EdgeConfig,
     signals: Arc<dyn SignalBus>,
 ) -> Running {
+    edge_full(backends, config, signals, None).await
+}
+
+/// Starts an edge that also forwards the router's queue signals.
+pub async fn edge_full(
+    backends: &Backends,
+    config: EdgeConfig,
+    signals: Arc<dyn SignalBus>,
+    queue: Option<tokio::sync::broadcast::Receiver<QueueSignal>>,
+) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let deps = EdgeDeps {
@@ -149,7 +160,7 @@ pub async fn edge_with(
         store: backends.store.clone(),
         verifier: verifier(),
         signals,
-        queue: None,
+        queue,
     };
     let (stop, stopped) = oneshot::channel();
     let served = tokio::spawn(async move {
