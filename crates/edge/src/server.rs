@@ -157,7 +157,9 @@ async fn upgrade<H: CommandHandler>(
     let mut ws = ws
         .max_message_size(config.hard_frame_bytes)
         .max_frame_size(config.hard_frame_bytes)
-        .read_buffer_size(4 * 1024)
+        // Allocated up front per connection and grown on demand: small, because most
+        // connections idle (6.7 KiB per idle connection in total, measured by edge_load).
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .accept_unmasked_frames(false);
     if offer.v1 {
