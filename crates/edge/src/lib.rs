@@ -22,6 +22,7 @@ mod render;
 mod resume;
 mod server;
 mod signals;
+mod subscribe;
 mod ui;
 
 pub use config::{EdgeConfig, Rate};
