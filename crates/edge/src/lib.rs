@@ -1,3 +1,30 @@
-//! The WebSocket gateway: auth, live fan-out, gapless resume.
+//! The WebSocket gateway: customers and agents connect here, with a JWT, and speak protocol
+//! v1 (`docs/protocol.md`). The edge authenticates and authorizes every frame, sends commands
+//! to the write side, delivers live events from the conversation topic to the connections
+//! subscribed to them, resumes without gap or duplicate (`src/resume.md`), carries ephemeral
+//! signals between instances, and serves the web UI.
 //!
-//! Not built yet: this crate holds the workspace slot that its issue fills. It exports nothing.
+//! Entry point: [`Edge::new`]`(config, deps).serve(listener, shutdown)`.
+//!
+//! Invariant: the edge never writes read models, and appends to the log only on the
+//! ephemeral signals topic; events of record go through the command handler.
+
+mod auth;
+mod config;
+mod conn;
+mod frames;
+mod hub;
+mod limits;
+pub mod metrics;
+mod presence;
+pub mod protocol;
+mod render;
+mod resume;
+mod server;
+mod signals;
+mod subscribe;
+mod ui;
+
+pub use config::{EdgeConfig, Rate};
+pub use server::{Edge, EdgeDeps, EdgeError};
+pub use signals::{LogBus, MemoryBus, SIGNALS_TOPIC, Signal, SignalBus};

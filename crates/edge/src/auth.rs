@@ -1,0 +1,121 @@
+//! Who connects: the bearer token (from `Sec-WebSocket-Protocol` or the first frame) and the
+//! Origin check. Tokens are never logged: errors name the failure, never the token.
+
+use axum::http::HeaderMap;
+use switchboard_events::principal::Principal;
+use switchboard_events::token::TokenVerifier;
+
+use crate::config::EdgeConfig;
+use crate::protocol::{BEARER_PREFIX, SUBPROTOCOL_V1};
+
+/// What the handshake offered.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Offer {
+    /// The client speaks v1.
+    pub v1: bool,
+    /// The token, when the client put it in `Sec-WebSocket-Protocol`.
+    pub token: Option<String>,
+}
+
+/// Reads the `Sec-WebSocket-Protocol` entries: `switchboard.v1` and `bearer.<jwt>`.
+pub fn offer(headers: &HeaderMap) -> Offer {
+    let mut offer = Offer::default();
+    for value in headers.get_all("sec-websocket-protocol") {
+        let Ok(value) = value.to_str() else { continue };
+        for entry in value.split(',').map(str::trim) {
+            if entry == SUBPROTOCOL_V1 {
+                offer.v1 = true;
+            } else if let Some(token) = entry.strip_prefix(BEARER_PREFIX) {
+                offer.token = Some(token.to_owned());
+            }
+        }
+    }
+    offer
+}
+
+/// Why a connection was refused at authentication.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthFailure {
+    #[error("invalid token")]
+    Token,
+    #[error("origin {0:?} is not allowed for this tenant")]
+    Origin(String),
+}
+
+impl AuthFailure {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Token => "unauthenticated",
+            Self::Origin(_) => "origin_forbidden",
+        }
+    }
+}
+
+/// Verifies the token, then the Origin against the tenant's allowlist.
+pub fn authenticate(
+    verifier: &TokenVerifier,
+    config: &EdgeConfig,
+    token: &str,
+    origin: Option<&str>,
+) -> Result<Principal, AuthFailure> {
+    // The error says which check failed in the verifier's Display; the client gets one code,
+    // so that it cannot probe which claim was wrong.
+    let principal = verifier.verify(token).map_err(|_| AuthFailure::Token)?;
+    check_origin(config, principal.tenant.as_str(), origin)?;
+    Ok(principal)
+}
+
+fn check_origin(
+    config: &EdgeConfig,
+    tenant: &str,
+    origin: Option<&str>,
+) -> Result<(), AuthFailure> {
+    let Some(origin) = origin else { return Ok(()) };
+    let allowed = config
+        .allowed_origins
+        .get(tenant)
+        .is_some_and(|list| list.iter().any(|o| o == "*" || o == origin));
+    if allowed {
+        Ok(())
+    } else {
+        Err(AuthFailure::Origin(origin.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_token_and_version_come_from_the_subprotocol_list() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static("switchboard.v1, bearer.aaa.bbb.ccc"),
+        );
+        assert_eq!(
+            offer(&headers),
+            Offer {
+                v1: true,
+                token: Some("aaa.bbb.ccc".into())
+            }
+        );
+        assert_eq!(offer(&HeaderMap::new()), Offer::default());
+    }
+
+    #[test]
+    fn origins_are_checked_per_tenant() {
+        let mut config = EdgeConfig::default();
+        config
+            .allowed_origins
+            .insert("acme".into(), vec!["https://acme.example".into()]);
+        assert!(check_origin(&config, "acme", Some("https://acme.example")).is_ok());
+        assert!(check_origin(&config, "acme", None).is_ok());
+        assert_eq!(
+            check_origin(&config, "acme", Some("https://evil.example")),
+            Err(AuthFailure::Origin("https://evil.example".into()))
+        );
+        assert!(check_origin(&config, "globex", Some("https://acme.example")).is_err());
+    }
+}

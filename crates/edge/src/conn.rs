@@ -1,0 +1,259 @@
+//! One WebSocket connection: authentication, then one loop that reads frames, drains the send
+//! queue, pings, and watches the idle timer, the slow-consumer switch and shutdown.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use switchboard_events::id::{ConversationId, TenantId};
+use switchboard_events::principal::{Principal, Role};
+use switchboard_ingest::api::CommandHandler;
+use switchboard_store::timeline::Audience;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use crate::auth;
+use crate::hub::{Handle, Key, Outbound};
+use crate::limits::Bucket;
+use crate::metrics;
+use crate::protocol::{ClientFrame, ServerFrame, VERSION, close};
+use crate::server::Shared;
+use crate::signals::Signal;
+
+/// Why a session ended, as the close frame says it.
+pub(crate) struct Closing(pub u16, pub &'static str);
+
+/// The state of an authenticated connection.
+pub(crate) struct Session<H> {
+    pub shared: Arc<Shared<H>>,
+    pub principal: Principal,
+    pub handle: Handle,
+    /// Subscribed conversations and the last seq sent for each: live events at or below it
+    /// are duplicates of the gap and dropped.
+    pub subscriptions: HashMap<Arc<str>, u64>,
+    /// Conversations this connection opened (the customer owns them).
+    pub opened: HashSet<ConversationId>,
+    pub bucket: Bucket,
+    pub strikes: u32,
+}
+
+/// Runs a connection to its end. `token` came from the handshake, if at all.
+pub(crate) async fn run<H: CommandHandler>(
+    mut socket: WebSocket,
+    shared: Arc<Shared<H>>,
+    token: Option<String>,
+    origin: Option<String>,
+    _alive: mpsc::Sender<()>,
+) {
+    metrics::CONNECTIONS_OPENED.fetch_add(1, Ordering::Relaxed);
+    metrics::CONNECTIONS_ACTIVE.fetch_add(1, Ordering::Relaxed);
+    let token = match token {
+        Some(token) => Some(token),
+        None => first_frame_token(&mut socket, &shared).await,
+    };
+    let principal = token
+        .as_deref()
+        .ok_or(auth::AuthFailure::Token)
+        .and_then(|t| auth::authenticate(&shared.verifier, &shared.config, t, origin.as_deref()));
+    let ending = match principal {
+        Ok(principal) => serve(&mut socket, shared, principal).await,
+        Err(failure) => {
+            metrics::AUTH_FAILURES.fetch_add(1, Ordering::Relaxed);
+            let frame = ServerFrame::error(None, failure.code(), failure.to_string());
+            let _ = socket.send(Message::Text(frame.to_json().into())).await;
+            match failure {
+                auth::AuthFailure::Token => Closing(close::UNAUTHENTICATED, "unauthenticated"),
+                auth::AuthFailure::Origin(_) => Closing(close::FORBIDDEN, "origin forbidden"),
+            }
+        }
+    };
+    let Closing(code, reason) = ending;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    metrics::CONNECTIONS_ACTIVE.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Waits for an `auth` frame as the first frame, within the auth timeout.
+async fn first_frame_token<H>(socket: &mut WebSocket, shared: &Shared<H>) -> Option<String> {
+    let first = tokio::time::timeout(shared.config.auth_timeout, socket.recv()).await;
+    let Ok(Some(Ok(Message::Text(text)))) = first else {
+        return None;
+    };
+    match serde_json::from_str::<ClientFrame>(&text) {
+        Ok(ClientFrame::Auth { token, v }) if v.unwrap_or(VERSION) == VERSION => Some(token),
+        _ => None,
+    }
+}
+
+async fn serve<H: CommandHandler>(
+    socket: &mut WebSocket,
+    shared: Arc<Shared<H>>,
+    principal: Principal,
+) -> Closing {
+    let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+    let (handle, mut rx, cut) = Handle::new(id, shared.config.send_queue);
+    let welcome = ServerFrame::Welcome {
+        v: VERSION,
+        tenant_id: principal.tenant.to_string(),
+        role: role_name(principal.role).to_owned(),
+        subject: principal.subject.to_string(),
+        max_frame_bytes: shared.config.max_frame_bytes,
+        heartbeat_ms: shared.config.heartbeat.as_millis() as u64,
+    };
+    if send_text(socket, welcome.to_json().into()).await.is_err() {
+        return Closing(close::NORMAL, "");
+    }
+    let staff = principal.role.is_staff();
+    if staff {
+        shared
+            .hub
+            .add_staff(principal.tenant.clone(), handle.clone());
+    }
+    let mut session = Session {
+        bucket: Bucket::new(shared.config.connection_rate),
+        shared: shared.clone(),
+        principal,
+        handle,
+        subscriptions: HashMap::new(),
+        opened: HashSet::new(),
+        strikes: 0,
+    };
+    let closing = session.run(socket, &mut rx, &cut).await;
+    session.leave();
+    closing
+}
+
+impl<H: CommandHandler> Session<H> {
+    async fn run(
+        &mut self,
+        socket: &mut WebSocket,
+        rx: &mut mpsc::Receiver<Outbound>,
+        cut: &tokio::sync::Notify,
+    ) -> Closing {
+        let config = self.shared.config.clone();
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + config.heartbeat, config.heartbeat);
+        let presence_every = config.presence_lease / 3;
+        let mut presence = tokio::time::interval(presence_every);
+        let agent = self.principal.role == Role::Agent;
+        let mut idle_deadline = Instant::now() + config.idle_timeout;
+        loop {
+            tokio::select! {
+                biased;
+                _ = cut.notified() => return Closing(close::SLOW_CONSUMER, "send queue overflow"),
+                _ = shutdown.changed() => {
+                    let goaway = ServerFrame::Goaway {
+                        reason: "draining".into(),
+                        reconnect_after_ms: 0,
+                    };
+                    let _ = send_text(socket, goaway.to_json().into()).await;
+                    return Closing(close::GOING_AWAY, "server draining");
+                }
+                _ = sleep_until(idle_deadline) => return Closing(close::IDLE_TIMEOUT, "idle timeout"),
+                received = socket.recv() => {
+                    idle_deadline = Instant::now() + config.idle_timeout;
+                    match received {
+                        Some(Ok(Message::Text(text))) => {
+                            if let Some(closing) = self.on_text(socket, text).await {
+                                return closing;
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            let error = ServerFrame::error(None, "unsupported", "protocol v1 is text frames of JSON");
+                            self.handle.frame(&error);
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => return Closing(close::NORMAL, ""),
+                        Some(Err(_)) => return Closing(close::TOO_BIG, "protocol error or frame above the hard cap"),
+                    }
+                }
+                Some(out) = rx.recv() => {
+                    if let Some(text) = self.admit(out) && send_text(socket, text).await.is_err() {
+                        return Closing(close::NORMAL, "");
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return Closing(close::NORMAL, "");
+                    }
+                }
+                _ = presence.tick(), if agent => self.renew_presence(true),
+            }
+        }
+    }
+
+    /// Drops live events at or below what the gap already sent, or for a conversation no
+    /// longer subscribed.
+    fn admit(&mut self, out: Outbound) -> Option<Utf8Bytes> {
+        match out {
+            Outbound::Frame(text) => Some(Utf8Bytes::from(text.as_ref())),
+            Outbound::Event(event) => {
+                let last = self.subscriptions.get_mut(&event.conversation)?;
+                if event.seq <= *last {
+                    return None;
+                }
+                *last = event.seq;
+                Some(event.json.clone())
+            }
+        }
+    }
+
+    fn renew_presence(&self, online: bool) {
+        self.shared.signals.publish(Signal::Presence {
+            tenant: self.principal.tenant.to_string(),
+            agent: self.principal.subject.to_string(),
+            online,
+            lease_ms: self.shared.config.presence_lease.as_millis() as u64,
+        });
+    }
+
+    /// Unregisters everything the connection holds.
+    fn leave(&mut self) {
+        let tenant: TenantId = self.principal.tenant.clone();
+        for conversation in self.subscriptions.keys() {
+            if let Ok(id) = conversation.parse::<ConversationId>() {
+                self.shared
+                    .hub
+                    .unsubscribe(&(tenant.clone(), id), self.handle.id);
+            }
+        }
+        if self.principal.role.is_staff() {
+            self.shared.hub.remove_staff(&tenant, self.handle.id);
+        }
+        if self.principal.role == Role::Agent {
+            self.renew_presence(false);
+        }
+    }
+
+    pub(crate) fn key(&self, conversation: &str) -> Option<Key> {
+        Some((self.principal.tenant.clone(), conversation.parse().ok()?))
+    }
+
+    pub(crate) fn audience(&self) -> Audience {
+        if self.principal.role == Role::Customer {
+            Audience::Customer
+        } else {
+            Audience::Staff
+        }
+    }
+}
+
+pub(crate) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Customer => "customer",
+        Role::Agent => "agent",
+        Role::Supervisor => "supervisor",
+        Role::Auditor => "auditor",
+        Role::Service => "service",
+    }
+}
+
+pub(crate) async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), axum::Error> {
+    socket.send(Message::Text(text)).await
+}

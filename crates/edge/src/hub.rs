@@ -1,0 +1,283 @@
+//! The live fan-out: an index from conversation to the connections subscribed to it, fed by
+//! tailing the conversation topic. Delivering an event costs one lookup, one render per
+//! audience and one queue push per subscriber — never a walk over every connection.
+//!
+//! The hub also remembers, per conversation it has seen, the last seq it delivered: the
+//! resume protocol (`resume.md`) uses it as the seam between history and live.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::ws::Utf8Bytes;
+use switchboard_events::conversation::ConversationPayload;
+use switchboard_events::id::{ConversationId, CustomerId, MessageId, TenantId};
+use switchboard_events::personal::KeyProvider;
+use switchboard_events::{ConversationEvent, Topic};
+use switchboard_log::{EventLog, LogError, StartAt, Tail};
+use switchboard_store::timeline::Audience;
+use tokio::sync::{Notify, mpsc};
+
+use crate::protocol::ServerFrame;
+use crate::render;
+
+/// A conversation, scoped by tenant: a connection only ever keys by its own tenant.
+pub type Key = (TenantId, ConversationId);
+
+/// A rendered event, shared by every subscriber of an audience.
+#[derive(Debug)]
+pub struct EventOut {
+    pub conversation: Arc<str>,
+    pub seq: u64,
+    pub json: Utf8Bytes,
+}
+
+/// What goes into a connection's send queue.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Event(Arc<EventOut>),
+    Frame(Arc<str>),
+}
+
+/// The sending half of a connection: a bounded queue and the switch that cuts it when full.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub id: u64,
+    tx: mpsc::Sender<Outbound>,
+    cut: Arc<Notify>,
+}
+
+impl Handle {
+    pub fn new(id: u64, capacity: usize) -> (Self, mpsc::Receiver<Outbound>, Arc<Notify>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let cut = Arc::new(Notify::new());
+        (
+            Self {
+                id,
+                tx,
+                cut: cut.clone(),
+            },
+            rx,
+            cut,
+        )
+    }
+
+    /// Queues without waiting. A full queue cuts the connection: it is too slow, and waiting
+    /// for it would slow everyone else.
+    pub fn offer(&self, out: Outbound) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(out) {
+            crate::metrics::SLOW_CONSUMERS.fetch_add(1, Ordering::Relaxed);
+            self.cut.notify_one();
+        }
+    }
+
+    pub fn frame(&self, frame: &ServerFrame) {
+        self.offer(Outbound::Frame(frame.to_json().into()));
+    }
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    handle: Handle,
+    audience: Audience,
+}
+
+#[derive(Debug, Default)]
+struct Conversation {
+    last_seq: u64,
+    customer: Option<CustomerId>,
+    /// Messages customers may see: their edits and redactions reach customers, others not.
+    public: HashSet<MessageId>,
+    subscribers: Vec<Subscriber>,
+}
+
+/// The subscriber index.
+pub struct Hub {
+    conversations: Mutex<HashMap<Key, Conversation>>,
+    staff: Mutex<HashMap<TenantId, Vec<Handle>>>,
+    keys: Arc<dyn KeyProvider>,
+    delivered: AtomicU64,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+/// What a subscription learns when it registers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    /// Every event after this seq reaches the subscriber live; those up to it come from history.
+    pub live_after: u64,
+    pub customer: Option<CustomerId>,
+}
+
+impl Hub {
+    pub fn new(keys: Arc<dyn KeyProvider>) -> Self {
+        Self {
+            conversations: Mutex::new(HashMap::new()),
+            staff: Mutex::new(HashMap::new()),
+            keys,
+            delivered: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Conversation>> {
+        self.conversations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a subscriber; atomically with it, tells from which seq it receives live events.
+    pub fn subscribe(&self, key: Key, handle: Handle, audience: Audience) -> Registered {
+        let mut conversations = self.lock();
+        let c = conversations.entry(key).or_default();
+        c.subscribers.retain(|s| s.handle.id != handle.id);
+        c.subscribers.push(Subscriber { handle, audience });
+        Registered {
+            live_after: c.last_seq,
+            customer: c.customer.clone(),
+        }
+    }
+
+    pub fn unsubscribe(&self, key: &Key, connection: u64) {
+        let mut conversations = self.lock();
+        if let Some(c) = conversations.get_mut(key) {
+            c.subscribers.retain(|s| s.handle.id != connection);
+        }
+    }
+
+    /// The customer of a conversation the hub has seen opened.
+    pub fn customer(&self, key: &Key) -> Option<CustomerId> {
+        self.lock().get(key).and_then(|c| c.customer.clone())
+    }
+
+    pub fn add_staff(&self, tenant: TenantId, handle: Handle) {
+        let mut staff = self.staff.lock().unwrap_or_else(PoisonError::into_inner);
+        staff.entry(tenant).or_default().push(handle);
+    }
+
+    pub fn remove_staff(&self, tenant: &TenantId, connection: u64) {
+        let mut staff = self.staff.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = staff.get_mut(tenant) {
+            list.retain(|h| h.id != connection);
+            if list.is_empty() {
+                staff.remove(tenant);
+            }
+        }
+    }
+
+    /// Sends a frame to every staff connection of a tenant (presence).
+    pub fn to_staff(&self, tenant: &TenantId, frame: &ServerFrame) {
+        let targets: Vec<Handle> = {
+            let staff = self.staff.lock().unwrap_or_else(PoisonError::into_inner);
+            staff.get(tenant).cloned().unwrap_or_default()
+        };
+        if targets.is_empty() {
+            return;
+        }
+        let json: Arc<str> = frame.to_json().into();
+        for handle in targets {
+            handle.offer(Outbound::Frame(json.clone()));
+        }
+    }
+
+    /// Sends a frame to the subscribers of a conversation but `except` (typing, queue).
+    pub fn to_subscribers(&self, key: &Key, frame: &ServerFrame, except: Option<u64>) {
+        let targets: Vec<Handle> = match self.lock().get(key) {
+            Some(c) => c
+                .subscribers
+                .iter()
+                .filter(|s| Some(s.handle.id) != except)
+                .map(|s| s.handle.clone())
+                .collect(),
+            None => return,
+        };
+        let json: Arc<str> = frame.to_json().into();
+        for handle in targets {
+            handle.offer(Outbound::Frame(json.clone()));
+        }
+    }
+
+    /// Delivers one event of record to the subscribers of its conversation.
+    pub fn deliver(&self, event: &ConversationEvent) {
+        let envelope = &event.envelope;
+        let seq = envelope.seq.0;
+        let mut customer_sees = true;
+        let targets: Vec<(Handle, Audience)> = {
+            let mut conversations = self.lock();
+            let key = (envelope.tenant_id.clone(), envelope.conversation_id.clone());
+            let c = conversations.entry(key).or_default();
+            if seq <= c.last_seq {
+                return; // a redelivery: every subscriber has it already
+            }
+            c.last_seq = seq;
+            match &event.payload {
+                ConversationPayload::Opened(o) => c.customer = Some(o.customer_id.clone()),
+                ConversationPayload::MessagePosted(p) if p.private_note => customer_sees = false,
+                ConversationPayload::MessagePosted(p) => {
+                    c.public.insert(p.message_id.clone());
+                }
+                ConversationPayload::MessageEdited(p) => {
+                    customer_sees = c.public.contains(&p.message_id);
+                }
+                ConversationPayload::MessageRedacted(p) => {
+                    customer_sees = c.public.contains(&p.message_id);
+                }
+                _ => {}
+            }
+            c.subscribers
+                .iter()
+                .map(|s| (s.handle.clone(), s.audience))
+                .collect()
+        };
+        if targets.is_empty() {
+            return;
+        }
+        let out = Arc::new(EventOut {
+            conversation: envelope.conversation_id.as_str().into(),
+            seq,
+            json: render::event_frame(event, self.keys.as_ref())
+                .to_json()
+                .into(),
+        });
+        for (handle, audience) in targets {
+            if audience == Audience::Staff || customer_sees {
+                handle.offer(Outbound::Event(out.clone()));
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Starts following every partition of the conversation topic from its end. Returns once
+    /// the tails are positioned, so no event appended afterwards can be missed.
+    pub async fn follow(self: &Arc<Self>, log: Arc<dyn EventLog>) -> Result<(), LogError> {
+        let topic = Topic::Conversations.name();
+        let partitions = log.partitions(topic).await?;
+        for partition in 0..partitions {
+            let tail = log.tail(topic, partition, StartAt::Latest).await?;
+            tokio::spawn(follow_partition(self.clone(), tail, partition));
+        }
+        Ok(())
+    }
+}
+
+async fn follow_partition(hub: Arc<Hub>, mut tail: Box<dyn Tail>, partition: u32) {
+    loop {
+        match tail.next().await {
+            Ok(record) => match ConversationEvent::decode(&record.value) {
+                Ok(event) => hub.deliver(&event),
+                Err(error) => {
+                    tracing::warn!(partition, offset = record.offset, %error, "undecodable event skipped by the edge");
+                }
+            },
+            Err(error) => {
+                // Subscribers of this partition stop getting live events; they resume on
+                // reconnect. An operator must look.
+                tracing::error!(partition, %error, "the edge lost its tail of the conversation topic");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The edge as a server: the HTTP routes (WebSocket, web UI, health, metrics), the background
+//! tasks (log tail, signals), and the drain on shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use switchboard_events::token::TokenVerifier;
+use switchboard_ingest::api::CommandHandler;
+use switchboard_ingest::routing::QueueSignal;
+use switchboard_log::{EventLog, LogError};
+use switchboard_store::ReadModels;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::auth;
+use crate::config::EdgeConfig;
+use crate::hub::Hub;
+use crate::limits::TenantLimits;
+use crate::protocol::SUBPROTOCOL_V1;
+use crate::signals::{Signal, SignalBus};
+use crate::{conn, metrics, presence};
+
+/// What the edge talks to.
+pub struct EdgeDeps<H> {
+    /// The write side: the writer in-process, or a gRPC forwarder.
+    pub commands: Arc<H>,
+    /// The log whose conversation topic the edge tails.
+    pub log: Arc<dyn EventLog>,
+    /// History for resume, summaries for authorization, data keys for message bodies.
+    pub store: Arc<dyn ReadModels>,
+    pub verifier: TokenVerifier,
+    /// Typing, presence and queue signals: [`crate::MemoryBus`] in one process,
+    /// [`crate::LogBus`] across instances.
+    pub signals: Arc<dyn SignalBus>,
+    /// The router's queue signals, when routing runs in this process. Give it to one edge:
+    /// the edge republishes it on the signal bus for every instance.
+    pub queue: Option<broadcast::Receiver<QueueSignal>>,
+}
+
+impl<H> std::fmt::Debug for EdgeDeps<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeDeps").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) struct Shared<H> {
+    pub config: Arc<EdgeConfig>,
+    pub verifier: TokenVerifier,
+    pub commands: Arc<H>,
+    pub store: Arc<dyn ReadModels>,
+    pub hub: Arc<Hub>,
+    pub signals: Arc<dyn SignalBus>,
+    pub tenant_limits: TenantLimits,
+    pub shutdown: watch::Receiver<bool>,
+    pub next_connection: AtomicU64,
+    pub alive: mpsc::Sender<()>,
+}
+
+/// The WebSocket gateway.
+pub struct Edge<H> {
+    config: EdgeConfig,
+    deps: EdgeDeps<H>,
+}
+
+impl<H> std::fmt::Debug for Edge<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: CommandHandler> Edge<H> {
+    pub fn new(config: EdgeConfig, deps: EdgeDeps<H>) -> Self {
+        Self { config, deps }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then drains: every client gets a
+    /// `goaway` frame and close 1001, and the call returns once they are gone or after the
+    /// drain grace.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), EdgeError> {
+        let Self { config, deps } = self;
+        let hub = Arc::new(Hub::new(deps.store.clone()));
+        hub.follow(deps.log.clone()).await?;
+        tokio::spawn(presence::dispatch(
+            hub.clone(),
+            deps.signals.subscribe(),
+            config.presence_lease / 4,
+        ));
+        if let Some(queue) = deps.queue {
+            tokio::spawn(republish_queue(queue, deps.signals.clone()));
+        }
+        let (stop, stopped) = watch::channel(false);
+        let (alive, mut gone) = mpsc::channel::<()>(1);
+        let grace = config.drain_grace;
+        let shared = Arc::new(Shared {
+            tenant_limits: TenantLimits::new(config.tenant_rate),
+            config: Arc::new(config),
+            verifier: deps.verifier,
+            commands: deps.commands,
+            store: deps.store,
+            hub,
+            signals: deps.signals,
+            shutdown: stopped,
+            next_connection: AtomicU64::new(1),
+            alive,
+        });
+        let app = Router::new()
+            .route("/v1/ws", get(upgrade::<H>))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(|| async { metrics::render() }))
+            .merge(crate::ui::routes())
+            .with_state(shared.clone());
+        drop(shared);
+        let signal = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await?;
+        // The HTTP server is down; upgraded connections are draining on their own.
+        let _ = tokio::time::timeout(grace, gone.recv()).await;
+        Ok(())
+    }
+}
+
+async fn upgrade<H: CommandHandler>(
+    State(shared): State<Arc<Shared<H>>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let offer = auth::offer(&headers);
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned);
+    let config = &shared.config;
+    let mut ws = ws
+        .max_message_size(config.hard_frame_bytes)
+        .max_frame_size(config.hard_frame_bytes)
+        // Allocated up front per connection and grown on demand: small, because most
+        // connections idle (6.7 KiB per idle connection in total, measured by edge_load).
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .accept_unmasked_frames(false);
+    if offer.v1 {
+        ws.set_selected_protocol(HeaderValue::from_static(SUBPROTOCOL_V1));
+    }
+    let alive = shared.alive.clone();
+    ws.on_upgrade(move |socket| conn::run(socket, shared, offer.token, origin, alive))
+}
+
+async fn republish_queue(mut queue: broadcast::Receiver<QueueSignal>, bus: Arc<dyn SignalBus>) {
+    loop {
+        let signal = match queue.recv().await {
+            Ok(QueueSignal::Waiting { tenant, entry }) => Signal::Queue {
+                tenant: tenant.to_string(),
+                conversation: entry.conversation.to_string(),
+                position: u32::try_from(entry.position).ok(),
+                estimated_wait_s: entry.estimated_wait.map(|d| d.as_secs()),
+            },
+            Ok(QueueSignal::Left {
+                tenant,
+                conversation,
+            }) => Signal::Queue {
+                tenant: tenant.to_string(),
+                conversation: conversation.to_string(),
+                position: None,
+                estimated_wait_s: None,
+            },
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        bus.publish(signal);
+    }
+}
+
+pub(crate) fn html(page: &'static str) -> impl IntoResponse {
+    Html(page)
+}

@@ -1,0 +1,135 @@
+//! Subscribe: who may read a conversation, and the gap before live delivery (`resume.md`).
+
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocket;
+use switchboard_events::principal::Role;
+use switchboard_ingest::api::CommandHandler;
+use switchboard_store::timeline::Audience;
+
+use crate::conn::{Session, send_text};
+use crate::protocol::ServerFrame;
+use crate::resume::{Gap, read_gap};
+
+/// The most conversations one connection follows.
+const MAX_SUBSCRIPTIONS: usize = 256;
+
+impl<H: CommandHandler> Session<H> {
+    pub(crate) async fn subscribe(
+        &mut self,
+        socket: &mut WebSocket,
+        reference: Option<String>,
+        conversation_id: String,
+        since: u64,
+    ) {
+        let Some(key) = self.key(&conversation_id) else {
+            return self.refuse(reference, "not_found", "conversation not found");
+        };
+        if self.subscriptions.len() >= MAX_SUBSCRIPTIONS
+            && !self.subscriptions.contains_key(conversation_id.as_str())
+        {
+            return self.refuse(
+                reference,
+                "too_many_subscriptions",
+                format!("at most {MAX_SUBSCRIPTIONS} conversations per connection"),
+            );
+        }
+        if !self.may_read(&key).await {
+            return self.refuse(reference, "not_found", "conversation not found");
+        }
+        let audience = self.audience();
+        let registered = self
+            .shared
+            .hub
+            .subscribe(key.clone(), self.handle.clone(), audience);
+        let conversation: Arc<str> = conversation_id.as_str().into();
+        // Registered before the gap is read: live events queue meanwhile, and `admit` drops
+        // those the gap already covered.
+        self.subscriptions.insert(conversation.clone(), u64::MAX);
+        let config = &self.shared.config;
+        let gap = read_gap(
+            self.shared.store.as_ref(),
+            &key,
+            audience,
+            since,
+            registered.live_after,
+            config.max_gap,
+            config.history_wait,
+        )
+        .await;
+        let (code, message) = match gap {
+            Ok(Gap::Events { frames, last }) => {
+                for (_, json) in frames {
+                    if send_text(socket, json).await.is_err() {
+                        break;
+                    }
+                }
+                self.subscriptions.insert(conversation, last);
+                let done = ServerFrame::Subscribed {
+                    reference,
+                    conversation_id,
+                    seq: last,
+                };
+                let _ = send_text(socket, done.to_json().into()).await;
+                return;
+            }
+            Ok(Gap::TooLarge { latest }) => {
+                self.unsubscribe_quietly(&conversation);
+                let reload = ServerFrame::Reload {
+                    reference,
+                    conversation_id,
+                    reason: "gap_too_large".into(),
+                    latest_seq: latest,
+                };
+                self.handle.frame(&reload);
+                return;
+            }
+            Ok(Gap::Behind) => (
+                "history_unavailable",
+                "history is catching up: subscribe again shortly".to_owned(),
+            ),
+            Err(error) => (
+                "history_unavailable",
+                format!("history could not be read: {error}"),
+            ),
+        };
+        self.unsubscribe_quietly(&conversation);
+        self.refuse(reference, code, message);
+    }
+
+    fn unsubscribe_quietly(&mut self, conversation: &Arc<str>) {
+        self.subscriptions.remove(conversation);
+        if let Some(key) = self.key(conversation) {
+            self.shared.hub.unsubscribe(&key, self.handle.id);
+        }
+    }
+
+    /// Staff read any conversation of their tenant; customers only their own. A conversation of
+    /// another tenant is keyed by this tenant, so it is simply not found. A conversation the
+    /// read models do not know yet (just opened elsewhere) is waited for, within the history
+    /// wait.
+    async fn may_read(&self, key: &crate::hub::Key) -> bool {
+        if self.opened.contains(&key.1) {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + self.shared.config.history_wait;
+        let mut backoff = std::time::Duration::from_millis(2);
+        let customer = loop {
+            if let Some(customer) = self.shared.hub.customer(key) {
+                break customer;
+            }
+            if let Ok(Some(summary)) = self.shared.store.conversation(&key.0, &key.1).await {
+                break summary.customer;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_millis(100));
+        };
+        match self.audience() {
+            Audience::Staff => self.principal.role != Role::Service,
+            Audience::Customer => self.principal.is_customer(&customer),
+        }
+    }
+}
