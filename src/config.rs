@@ -21,6 +21,16 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub archive: ArchiveConfig,
+    pub edge: EdgeSettings,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeSettings {
+    /// Browser origins allowed to open a WebSocket, per tenant (`"*"` for any). A tenant
+    /// without an entry accepts only clients that send no Origin.
+    #[serde(default)]
+    pub allowed_origins: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -34,6 +44,7 @@ pub struct ArchiveConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listen {
+    pub edge: SocketAddr,
     pub ingest_grpc: SocketAddr,
     pub ingest_http: SocketAddr,
     pub query_http: SocketAddr,
@@ -110,6 +121,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("switchboard-data"),
             listen: Listen {
+                edge: local(7100),
                 ingest_grpc: local(7101),
                 ingest_http: local(7102),
                 query_http: local(7103),
@@ -127,6 +139,17 @@ impl Default for Config {
                 service_tokens: Vec::new(),
             },
             archive: ArchiveConfig { after_days: 30 },
+            edge: EdgeSettings {
+                // The web UI served by the edge itself, on the default address.
+                allowed_origins: [(
+                    "*".to_owned(),
+                    vec![
+                        "http://127.0.0.1:7100".to_owned(),
+                        "http://localhost:7100".to_owned(),
+                    ],
+                )]
+                .into(),
+            },
         }
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use switchboard_edge::{Edge, EdgeConfig, EdgeDeps, MemoryBus};
 use switchboard_events::Topic;
 use switchboard_events::token::{TokenIssuer, TokenVerifier};
 use switchboard_ingest::api::{Api, JwtOrTokens, StaticTokens, serve as serve_commands};
@@ -166,16 +167,16 @@ pub async fn serve(
         jwt: verifier,
         services: StaticTokens::new(tokens)?,
     };
-    let api = Api::new(
-        Arc::new(Admitting::new(writer, router.admission())),
-        Arc::new(auth),
-    );
+    let handler = Arc::new(Admitting::new(writer, router.admission()));
+    let api = Api::new(handler.clone(), Arc::new(auth));
 
     let ingest_grpc = bind(config.listen.ingest_grpc, "ingest gRPC").await?;
     let ingest_http = bind(config.listen.ingest_http, "ingest HTTP").await?;
     let query_http = bind(config.listen.query_http, "query HTTP").await?;
     let query_grpc = bind(config.listen.query_grpc, "query gRPC").await?;
+    let edge_listener = bind(config.listen.edge, "edge WebSocket").await?;
     let bound = [
+        edge_listener.local_addr()?,
         ingest_grpc.local_addr()?,
         ingest_http.local_addr()?,
         query_http.local_addr()?,
@@ -224,6 +225,31 @@ pub async fn serve(
     );
     tasks.spawn(async move { queries.await.map_err(anyhow::Error::from) });
 
+    let mut edge_config = EdgeConfig::default();
+    for (tenant, origins) in &config.edge.allowed_origins {
+        edge_config
+            .allowed_origins
+            .insert(tenant.clone(), origins.clone());
+    }
+    let edge_verifier = TokenVerifier::hs256(
+        &jwt_secret(&config)?,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )?;
+    let edge = Edge::new(
+        edge_config,
+        EdgeDeps {
+            commands: handler,
+            log: log.clone(),
+            store: store.clone(),
+            verifier: edge_verifier,
+            signals: Arc::new(MemoryBus::default()),
+            queue: Some(router.subscribe()),
+        },
+    );
+    let edge = edge.serve(edge_listener, until_stopped(stop.subscribe()));
+    tasks.spawn(async move { edge.await.map_err(anyhow::Error::from) });
+
     announce(&config, bound);
     tokio::select! {
         () = shutdown => tracing::info!("shutting down"),
@@ -258,11 +284,14 @@ async fn bind(address: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpLi
 
 /// Tells where everything listens (the bound addresses, so a port 0 in the configuration
 /// shows the port it got).
-fn announce(config: &Config, [grpc, http, query, query_grpc]: [std::net::SocketAddr; 4]) {
+fn announce(config: &Config, [edge, grpc, http, query, query_grpc]: [std::net::SocketAddr; 5]) {
     tracing::info!(data_dir = %config.data_dir.display(), "switchboard is serving");
     eprintln!(
         "switchboard is serving, data in {}",
         config.data_dir.display()
+    );
+    eprintln!(
+        "  widget    HTTP  http://{edge}/  (chat widget and agent console; WebSocket at ws://{edge}/v1/ws)"
     );
     eprintln!("  commands  gRPC  http://{grpc}  (switchboard.ingest.v1.Ingest)");
     eprintln!("  commands  HTTP  http://{http}/v1/conversations");

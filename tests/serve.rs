@@ -12,6 +12,7 @@ struct Server {
     child: Child,
     http: String,
     query: String,
+    edge: String,
 }
 
 impl Drop for Server {
@@ -45,8 +46,8 @@ fn start(data: &Path) -> Server {
         .spawn()
         .expect("the binary starts");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut http, mut query) = (None, None);
-    while http.is_none() || query.is_none() {
+    let (mut http, mut query, mut edge) = (None, None, None);
+    while http.is_none() || query.is_none() || edge.is_none() {
         let line = lines
             .next()
             .expect("serve announces its endpoints")
@@ -60,6 +61,8 @@ fn start(data: &Path) -> Server {
             http = address;
         } else if line.contains("queries   HTTP") {
             query = address;
+        } else if line.contains("widget") {
+            edge = address;
         }
     }
     // Keep draining stderr so the server never blocks on a full pipe.
@@ -68,6 +71,7 @@ fn start(data: &Path) -> Server {
         child,
         http: http.unwrap(),
         query: query.unwrap(),
+        edge: edge.unwrap(),
     }
 }
 
@@ -182,6 +186,20 @@ fn serve_takes_commands_and_keeps_them_across_a_restart() {
     );
     assert_eq!(status, 200, "{verdict}");
     assert!(verdict.to_string().contains("intact"), "{verdict}");
+
+    let mut stream = TcpStream::connect(&server.edge).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+        server.edge
+    )
+    .unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("<html"),
+        "the edge serves the web UI"
+    );
 
     let (status, subjects) = request(&server.query, "GET", "/subjects", None, "");
     assert_eq!(status, 200);

@@ -71,9 +71,11 @@ fn check_origin(
     origin: Option<&str>,
 ) -> Result<(), AuthFailure> {
     let Some(origin) = origin else { return Ok(()) };
+    // A tenant's own list, else the list under "*" that applies to every tenant.
     let allowed = config
         .allowed_origins
         .get(tenant)
+        .or_else(|| config.allowed_origins.get("*"))
         .is_some_and(|list| list.iter().any(|o| o == "*" || o == origin));
     if allowed {
         Ok(())
@@ -117,5 +119,16 @@ mod tests {
             Err(AuthFailure::Origin("https://evil.example".into()))
         );
         assert!(check_origin(&config, "globex", Some("https://acme.example")).is_err());
+        config
+            .allowed_origins
+            .insert("*".into(), vec!["https://ui.example".into()]);
+        assert!(
+            check_origin(&config, "globex", Some("https://ui.example")).is_ok(),
+            "the default list"
+        );
+        assert!(
+            check_origin(&config, "acme", Some("https://ui.example")).is_err(),
+            "a tenant's own list wins"
+        );
     }
 }

@@ -13,8 +13,9 @@ pub struct Rate {
 /// The edge's configuration. [`EdgeConfig::default`] suits a chat product.
 #[derive(Clone, Debug)]
 pub struct EdgeConfig {
-    /// Origins a browser may connect from, per tenant. A tenant without an entry accepts
-    /// only clients that send no Origin (native apps, servers); `"*"` accepts any.
+    /// Origins a browser may connect from, per tenant; the entry under the tenant `"*"`
+    /// applies to tenants without one. A tenant with neither accepts only clients that send no
+    /// Origin (native apps, servers); the origin `"*"` accepts any.
     pub allowed_origins: HashMap<String, Vec<String>>,
     /// The largest text frame the protocol accepts; a larger one gets a `frame_too_large` error.
     pub max_frame_bytes: usize,

@@ -86,6 +86,7 @@ async fn a_customer_on_one_edge_and_an_agent_on_another_talk() {
         broker.log(),
         store,
         (tempfile::tempdir().unwrap(), store_dir),
+        false,
     )
     .await;
 

@@ -103,8 +103,13 @@ async fn a_client_that_does_not_read_is_cut_and_a_reader_gets_everything() {
     // 3000 messages of 16 kB (48 MB), four writers at a time: far more than the socket buffers
     // and the queue of 1024 hold.
     const N: u64 = 3000;
+    // The reader keeps up by construction: senders stay at most 256 events ahead of what it
+    // has read, so only the client that reads nothing can fall 1024 frames behind.
+    const AHEAD: u64 = 256;
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = backends.writer.clone();
     let id: ConversationId = conversation.parse().unwrap();
+    let read_so_far = seen.clone();
     let sending = tokio::spawn(async move {
         let customer = principal("acme", Role::Customer, "cust-1");
         let body = "z".repeat(16_000);
@@ -112,8 +117,12 @@ async fn a_client_that_does_not_read_is_cut_and_a_reader_gets_everything() {
         for lane in 0..4u64 {
             let (writer, customer, id, body) =
                 (writer.clone(), customer.clone(), id.clone(), body.clone());
+            let read_so_far = read_so_far.clone();
             tasks.spawn(async move {
                 for i in (lane..N).step_by(4) {
+                    while i > read_so_far.load(std::sync::atomic::Ordering::Acquire) + AHEAD {
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
                     let post = PostMessage {
                         client_msg_id: ClientMsgId::new(format!("s{i}")).unwrap(),
                         body: body.clone(),
@@ -139,6 +148,7 @@ async fn a_client_that_does_not_read_is_cut_and_a_reader_gets_everything() {
         let seq = reader.expect("event").await["seq"].as_u64().unwrap();
         assert_eq!(seq, last + 1, "the reader gets every event in order");
         last = seq;
+        seen.store(last, std::sync::atomic::Ordering::Release);
     }
     sending.await.unwrap();
     assert_eq!(slow.closed().await, Some(4008));

@@ -59,18 +59,22 @@ impl Backends {
             Arc::new(EmbeddedLog::open(EmbeddedConfig::new(log_dir.path())).unwrap());
         let store: Arc<dyn ReadModels> =
             Arc::new(EmbeddedStore::open(store_dir.path(), EmbeddedOptions::default()).unwrap());
-        Self::on(log, store, (log_dir, store_dir)).await
+        Self::on(log, store, (log_dir, store_dir), true).await
     }
 
+    /// Backends over `log`. `fencing` off is for a broker without transactions (tansu): the
+    /// tests run one writer, which needs no fence.
     pub async fn on(
         log: Arc<dyn EventLog>,
         store: Arc<dyn ReadModels>,
         dirs: (tempfile::TempDir, tempfile::TempDir),
+        fencing: bool,
     ) -> Self {
         let keys = Arc::new(keys::StoreKeys(store.clone()));
         let config = WriterConfig {
             conversation_partitions: 4,
             agent_partitions: 2,
+            fencing,
             ..WriterConfig::default()
         };
         let writer = Arc::new(Writer::start(log.clone(), keys, config).await.unwrap());

@@ -51,7 +51,10 @@ impl AgentShard {
     }
 
     /// Claims the partition and folds it to its end.
-    pub async fn take_ownership(&mut self) -> Result<(), CommandError> {
+    pub async fn take_ownership(&mut self, fencing: bool) -> Result<(), CommandError> {
+        if !fencing {
+            return self.catch_up().await;
+        }
         let fence = self
             .log
             .claim(Topic::Agents.name(), self.partition)

@@ -37,6 +37,10 @@ pub struct WriterConfig {
     pub limits: Limits,
     /// Commands waiting per partition before callers are told the service is overloaded.
     pub queue_depth: usize,
+    /// Claim each partition before writing it, so that a deposed owner cannot append (see
+    /// `ownership.md`). Turn it off only for a single writer on a broker without transactions
+    /// (tansu in tests): several instances without fencing may write the same seq twice.
+    pub fencing: bool,
 }
 
 impl Default for WriterConfig {
@@ -46,6 +50,7 @@ impl Default for WriterConfig {
             agent_partitions: 4,
             limits: Limits::default(),
             queue_depth: 4096,
+            fencing: true,
         }
     }
 }
@@ -90,7 +95,7 @@ impl Parts {
             self.keys.clone(),
             self.config.limits.clone(),
         );
-        shard.take_ownership().await?;
+        shard.take_ownership(self.config.fencing).await?;
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
         tokio::spawn(shard.run(rx));
         Ok(tx)
@@ -98,7 +103,7 @@ impl Parts {
 
     async fn agent_shard(&self, partition: u32) -> Result<mpsc::Sender<AgentJob>, CommandError> {
         let mut shard = AgentShard::new(partition, self.log.clone(), self.config.limits.clone());
-        shard.take_ownership().await?;
+        shard.take_ownership(self.config.fencing).await?;
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
         tokio::spawn(shard.run(rx));
         Ok(tx)

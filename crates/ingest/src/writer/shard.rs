@@ -86,7 +86,10 @@ impl Shard {
 
     /// Claims the partition (fencing any earlier writer of it) and folds it to its end: the
     /// new owner's first two steps (see `ownership.md`).
-    pub async fn take_ownership(&mut self) -> Result<(), CommandError> {
+    pub async fn take_ownership(&mut self, fencing: bool) -> Result<(), CommandError> {
+        if !fencing {
+            return self.catch_up().await;
+        }
         let fence = self
             .log
             .claim(Topic::Conversations.name(), self.partition)
