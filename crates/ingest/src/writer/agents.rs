@@ -15,6 +15,7 @@ use crate::api::Ack;
 use crate::command::{AgentCommand, Limits};
 use crate::conversation::stamp::Cause;
 use crate::error::CommandError;
+use crate::writer::replay;
 use crate::writer::shard::unavailable;
 
 pub(crate) struct AgentJob {
@@ -52,57 +53,47 @@ impl AgentShard {
 
     /// Claims the partition and folds it to its end.
     pub async fn take_ownership(&mut self, fencing: bool) -> Result<(), CommandError> {
-        if !fencing {
-            return self.catch_up().await;
-        }
-        let fence = self
-            .log
-            .claim(Topic::Agents.name(), self.partition)
-            .await
-            .map_err(unavailable)?;
-        self.fence = Some(fence);
+        self.fence =
+            replay::claim(self.log.as_ref(), Topic::Agents, self.partition, fencing).await?;
         self.catch_up().await
     }
 
     pub async fn catch_up(&mut self) -> Result<(), CommandError> {
-        let topic = Topic::Agents.name();
-        let range = self
-            .log
-            .offsets(topic, self.partition)
-            .await
-            .map_err(unavailable)?;
-        self.next_offset = self.next_offset.max(range.start);
-        while self.next_offset < range.end {
-            let records = self
-                .log
-                .read(topic, self.partition, self.next_offset, 1024)
-                .await
-                .map_err(unavailable)?;
-            let Some(last) = records.last() else { break };
-            self.next_offset = last.offset + 1;
-            for record in records {
-                match AgentEvent::decode(&record.value) {
-                    Ok(event) => {
-                        let key = (
-                            event.envelope.tenant_id.clone(),
-                            event.envelope.agent_id.clone(),
-                        );
-                        let state = self
-                            .states
-                            .entry(key.clone())
-                            .or_insert_with(|| AgentState::new(key.0, key.1));
-                        if let Err(e) = state.apply(&event) {
-                            tracing::error!(partition = self.partition, error = %e, "agent events do not fold");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(partition = self.partition, offset = record.offset, error = %e, "undecodable agent event")
-                    }
-                }
-            }
-        }
+        let log = self.log.clone();
+        let mut next = self.next_offset;
+        let read = replay::read_to_end(
+            log.as_ref(),
+            Topic::Agents,
+            self.partition,
+            &mut next,
+            |record| self.fold(&record),
+        )
+        .await;
+        self.next_offset = next;
+        read?;
         self.stale = false;
         Ok(())
+    }
+
+    fn fold(&mut self, record: &switchboard_log::Record) {
+        match AgentEvent::decode(&record.value) {
+            Ok(event) => {
+                let key = (
+                    event.envelope.tenant_id.clone(),
+                    event.envelope.agent_id.clone(),
+                );
+                let state = self
+                    .states
+                    .entry(key.clone())
+                    .or_insert_with(|| AgentState::new(key.0, key.1));
+                if let Err(e) = state.apply(&event) {
+                    tracing::error!(partition = self.partition, error = %e, "agent events do not fold");
+                }
+            }
+            Err(e) => {
+                tracing::error!(partition = self.partition, offset = record.offset, error = %e, "undecodable agent event")
+            }
+        }
     }
 
     pub async fn run(mut self, mut jobs: mpsc::Receiver<AgentJob>) {

@@ -4,6 +4,7 @@
 
 mod agents;
 pub mod keys;
+mod replay;
 mod shard;
 
 #[cfg(test)]

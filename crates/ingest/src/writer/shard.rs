@@ -25,6 +25,7 @@ use crate::conversation::stamp::{Cause, stamp};
 use crate::conversation::{Context, ConversationState, Decision, decide};
 use crate::error::CommandError;
 use crate::writer::keys::{DataKeys, KeySealer};
+use crate::writer::replay;
 
 /// A command waiting for its shard.
 pub(crate) struct Job {
@@ -37,8 +38,6 @@ pub(crate) struct Job {
 
 /// The most commands decided and appended together.
 const MAX_BATCH: usize = 512;
-/// How many records one catch-up read takes.
-const READ_CHUNK: usize = 1024;
 
 pub(crate) struct Shard {
     pub partition: u32,
@@ -87,39 +86,30 @@ impl Shard {
     /// Claims the partition (fencing any earlier writer of it) and folds it to its end: the
     /// new owner's first two steps (see `ownership.md`).
     pub async fn take_ownership(&mut self, fencing: bool) -> Result<(), CommandError> {
-        if !fencing {
-            return self.catch_up().await;
-        }
-        let fence = self
-            .log
-            .claim(Topic::Conversations.name(), self.partition)
-            .await
-            .map_err(unavailable)?;
-        self.fence = Some(fence);
+        self.fence = replay::claim(
+            self.log.as_ref(),
+            Topic::Conversations,
+            self.partition,
+            fencing,
+        )
+        .await?;
         self.catch_up().await
     }
 
     /// Folds every event of the partition not yet folded.
     pub async fn catch_up(&mut self) -> Result<(), CommandError> {
-        let topic = Topic::Conversations.name();
-        let range = self
-            .log
-            .offsets(topic, self.partition)
-            .await
-            .map_err(unavailable)?;
-        self.next_offset = self.next_offset.max(range.start);
-        while self.next_offset < range.end {
-            let records = self
-                .log
-                .read(topic, self.partition, self.next_offset, READ_CHUNK)
-                .await
-                .map_err(unavailable)?;
-            let Some(last) = records.last() else { break };
-            self.next_offset = last.offset + 1;
-            for record in records {
-                self.fold(&record.key, &record.value);
-            }
-        }
+        let log = self.log.clone();
+        let mut next = self.next_offset;
+        let read = replay::read_to_end(
+            log.as_ref(),
+            Topic::Conversations,
+            self.partition,
+            &mut next,
+            |record| self.fold(&record.key, &record.value),
+        )
+        .await;
+        self.next_offset = next;
+        read?;
         // An erasure whose key destruction was cut short by a crash is finished here.
         for (tenant, customer) in std::mem::take(&mut self.erased_in_log) {
             self.keys.destroy(&tenant, &customer).await?;
