@@ -39,6 +39,9 @@ pub struct EdgeConfig {
     pub max_gap: u64,
     /// How long a subscribe waits for the read models to reach what the live tail has seen.
     pub history_wait: Duration,
+    /// The projector (its checkpoint name in the store) whose progress tells how far the
+    /// read models hold the conversation topic.
+    pub history_consumer: String,
     /// An agent is offline when no heartbeat renewed its presence for this long.
     pub presence_lease: Duration,
     /// How long a draining server gives clients before it closes their sockets.
@@ -66,6 +69,7 @@ impl Default for EdgeConfig {
             max_strikes: 50,
             max_gap: 1_000,
             history_wait: Duration::from_secs(3),
+            history_consumer: "projector".to_owned(),
             presence_lease: Duration::from_secs(30),
             drain_grace: Duration::from_secs(5),
         }
