@@ -15,13 +15,131 @@ use switchboard_ingest::api::ServiceToken;
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Where the embedded log and store keep their data.
+    /// Where the embedded log and store keep their data (and the instance's secrets).
     pub data_dir: PathBuf,
     pub listen: Listen,
     pub log: LogConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
     pub auth: AuthConfig,
     pub archive: ArchiveConfig,
     pub edge: EdgeSettings,
+    #[serde(default)]
+    pub ingest: IngestSettings,
+}
+
+/// The event log's backend.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogBackend {
+    /// Segment files under `data_dir/log`: one process owns them.
+    Embedded,
+    /// Any Kafka-protocol broker, configured under `[log.kafka]`.
+    Kafka,
+}
+
+/// Kafka as the log: what an operator sets to reach the brokers and shape the topics.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSettings {
+    /// `host:port,...` of one or more brokers.
+    pub bootstrap_servers: String,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub security_protocol: String,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, with SASL.
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<String>,
+    /// A PEM file of the authorities that sign the brokers' certificates.
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Replication factor of the topics switchboard creates.
+    pub replication_factor: u32,
+    /// `min.insync.replicas` of the topics switchboard creates.
+    pub min_insync_replicas: u32,
+    /// Let the ingest role write without transactional fencing, for brokers without
+    /// transactions (such as tansu). Then a deposed ingest instance that still believes it
+    /// owns a partition can append to it during a handover; the projector refuses and
+    /// dead-letters whatever breaks a conversation's hash chain, but the write itself is not
+    /// prevented. Leave it off on Apache Kafka.
+    pub allow_unfenced: bool,
+    /// Further librdkafka properties, applied last.
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".to_owned(),
+            security_protocol: "plaintext".to_owned(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+            allow_unfenced: false,
+            extra: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// The read-model store's backend.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// fjall under `data_dir/store`: one process owns it.
+    Embedded,
+    /// ScyllaDB (or Cassandra), configured under `[store.scylla]`.
+    Scylla,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    pub scylla: ScyllaSettings,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Embedded,
+            scylla: ScyllaSettings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScyllaSettings {
+    /// `host:port` of one or more nodes; the driver discovers the rest.
+    pub contact_points: Vec<String>,
+    pub keyspace: String,
+    /// Replication factor of the keyspace when switchboard creates it.
+    pub replication_factor: u32,
+    /// `local_quorum` (the default), `quorum`, `local_one`, `one` or `all`.
+    pub consistency: String,
+}
+
+impl Default for ScyllaSettings {
+    fn default() -> Self {
+        Self {
+            contact_points: vec!["127.0.0.1:9042".to_owned()],
+            keyspace: "switchboard".to_owned(),
+            replication_factor: 3,
+            consistency: "local_quorum".to_owned(),
+        }
+    }
+}
+
+/// How roles reach the ingest role when it runs in another process.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// gRPC addresses (`http://host:port`) of the ingest instances.
+    pub endpoints: Vec<String>,
+    /// The service token those calls authenticate with (one of `auth.service_tokens`).
+    pub service_token: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -36,9 +154,12 @@ pub struct EdgeSettings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveConfig {
-    /// Days a resolved conversation stays in the hot store before it moves to the archive
-    /// (under `data_dir/archive`).
+    /// Days a resolved conversation stays in the hot store before it moves to the archive.
     pub after_days: u64,
+    /// Where the archive lives: a local directory (by default `data_dir/archive`) or an
+    /// S3-compatible URL `s3://bucket/prefix` (credentials from the usual `AWS_*` variables).
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -49,11 +170,17 @@ pub struct Listen {
     pub ingest_http: SocketAddr,
     pub query_http: SocketAddr,
     pub query_grpc: SocketAddr,
+    /// Health (`/healthz`, `/readyz`) and metrics (`/metrics`) of every role in the process:
+    /// for the operator's network, never the public one.
+    pub admin: SocketAddr,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
+    pub backend: LogBackend,
+    #[serde(default)]
+    pub kafka: KafkaSettings,
     pub conversation_partitions: u32,
     pub agent_partitions: u32,
     /// fsync every append before acknowledging it (`always`), or leave it to the OS (`never`).
@@ -126,8 +253,11 @@ impl Default for Config {
                 ingest_http: local(7102),
                 query_http: local(7103),
                 query_grpc: local(7104),
+                admin: local(7109),
             },
             log: LogConfig {
+                backend: LogBackend::Embedded,
+                kafka: KafkaSettings::default(),
                 conversation_partitions: 12,
                 agent_partitions: 4,
                 durability: Durability::Always,
@@ -138,7 +268,12 @@ impl Default for Config {
                 jwt_secret_file: None,
                 service_tokens: Vec::new(),
             },
-            archive: ArchiveConfig { after_days: 30 },
+            store: StoreConfig::default(),
+            archive: ArchiveConfig {
+                after_days: 30,
+                location: None,
+            },
+            ingest: IngestSettings::default(),
             edge: EdgeSettings {
                 // The web UI served by the edge itself, on the default address.
                 allowed_origins: [(
@@ -151,6 +286,25 @@ impl Default for Config {
                 .into(),
             },
         }
+    }
+}
+
+const MASK: &str = "********";
+
+impl Config {
+    /// The configuration as TOML, with every secret replaced by a mask.
+    pub fn masked_toml(&self) -> anyhow::Result<String> {
+        let mut masked = self.clone();
+        for token in &mut masked.auth.service_tokens {
+            token.token = MASK.to_owned();
+        }
+        if masked.ingest.service_token.is_some() {
+            masked.ingest.service_token = Some(MASK.to_owned());
+        }
+        if masked.log.kafka.sasl_password.is_some() {
+            masked.log.kafka.sasl_password = Some(MASK.to_owned());
+        }
+        Ok(toml::to_string(&masked)?)
     }
 }
 
@@ -281,6 +435,30 @@ mod tests {
         assert_eq!(config.log.conversation_partitions, 36, "env over file");
         assert_eq!(config.log.agent_partitions, 2, "file over defaults");
         assert_eq!(config.log.durability, Durability::Never);
+    }
+
+    #[test]
+    fn the_printed_configuration_masks_secrets_and_loads_back() {
+        let vars = env(&[
+            ("SWITCHBOARD_LOG__KAFKA__SASL_PASSWORD", "hunter2"),
+            ("SWITCHBOARD_INGEST__SERVICE_TOKEN", "svc-secret"),
+        ]);
+        let config = load(None, &vars, &["log.backend=kafka".to_owned()]).unwrap();
+        let printed = config.masked_toml().unwrap();
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("svc-secret"),
+            "{printed}"
+        );
+        assert!(printed.contains(MASK), "{printed}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("printed.toml");
+        std::fs::write(&file, &printed).unwrap();
+        let again = load(Some(&file), &env(&[]), &[]).unwrap();
+        assert_eq!(
+            again.log.backend,
+            LogBackend::Kafka,
+            "the printed file is a valid config"
+        );
     }
 
     #[test]

@@ -1,50 +1,145 @@
 //! `switchboard`: one binary for every role.
 
+mod backends;
 mod config;
-mod serve;
+mod roles;
+mod secrets;
+mod serving;
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use switchboard_events::principal::{Principal, Role};
+use clap::{Args, Parser, Subcommand};
+use switchboard_events::principal::{Principal, Role as PrincipalRole};
 use switchboard_events::registry::registry;
 
-const USAGE: &str = "\
-usage: switchboard <command> [options]
+use crate::roles::Role;
 
-commands:
-  serve             run every service in one process on the embedded log and store
-  token             sign a development token for this instance:
-                      --tenant T --role customer|agent|supervisor|auditor|service --subject S [--ttl SECONDS]
-  schemas           list every event schema: id, subject, version, fingerprint
-  schema <id>       print the self-contained Avro schema with that id
-  version           print the version
+/// Event-sourced customer-service messaging: chat widget, agent console, audit replay.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, disable_help_subcommand = true)]
+#[command(
+    after_help = "Run `switchboard <command> --help` for a command's options and an example.\n\
+Configuration precedence: defaults < --config file < SWITCHBOARD_* environment < --set/--data-dir."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-options of serve and token:
-  --config FILE     a TOML configuration file
-  --data-dir DIR    where the data lives (default ./switchboard-data)
-  --set KEY=VALUE   override one configuration key, e.g. --set listen.ingest_http=0.0.0.0:7102
-configuration precedence: defaults < --config file < SWITCHBOARD_* environment < --set/--data-dir
-";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every role in one process (on the embedded log and store by default).
+    #[command(after_help = "Example:\n  switchboard serve --data-dir ./switchboard-data")]
+    Serve(ConfigArgs),
+    /// Run some of the roles in this process, for a distributed deployment.
+    #[command(
+        after_help = "Roles: edge, ingest, router, projector, archiver, query.\n\
+The router and, for now, the edge run in a process with the ingest role.\n\n\
+Example:\n  switchboard run --roles ingest,router,edge --config switchboard.toml\n  \
+switchboard run --roles projector,query --config switchboard.toml"
+    )]
+    Run {
+        /// The roles to run, separated by commas.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<Role>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Print the effective configuration (defaults, file, environment, flags), secrets masked.
+    #[command(
+        after_help = "Example:\n  switchboard config --config switchboard.toml --set log.backend=kafka"
+    )]
+    Config(ConfigArgs),
+    /// Sign a development token with this instance's secret.
+    #[command(
+        after_help = "Example:\n  switchboard token --tenant acme --role agent --subject agent-1"
+    )]
+    Token {
+        #[arg(long)]
+        tenant: String,
+        /// customer, agent, supervisor, auditor or service.
+        #[arg(long, default_value = "customer")]
+        role: String,
+        #[arg(long)]
+        subject: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// List every event schema: id, subject, version, fingerprint.
+    Schemas,
+    /// Print the self-contained Avro schema with this id.
+    #[command(after_help = "Example:\n  switchboard schema 2")]
+    Schema {
+        /// A schema id, as `switchboard schemas` lists them.
+        id: String,
+    },
+    /// Print the version.
+    Version,
+    /// Print this help.
+    Help,
+}
+
+/// Where the configuration comes from.
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// A TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the data lives (default ./switchboard-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Override one configuration key, e.g. --set listen.ingest_http=0.0.0.0:7102.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<config::Config> {
+        let mut overrides = self.overrides.clone();
+        if let Some(dir) = &self.data_dir {
+            overrides.push(format!("data_dir={}", dir.display()));
+        }
+        config::load(self.config.as_deref(), &config::ProcessEnv, &overrides)
+    }
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("serve") => run_serve(&args[1..]),
-        Some("token") => run_token(&args[1..]),
-        Some("schemas") if args.len() == 1 => list_schemas(&mut std::io::stdout().lock()),
-        Some("schema") if args.len() == 2 => print_schema(&mut std::io::stdout().lock(), &args[1]),
-        Some("version" | "--version" | "-V") => writeln!(
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args, Role::ALL.into_iter().collect()),
+        Command::Run { roles, config } => serve(&config, roles.into_iter().collect()),
+        Command::Config(args) => print_config(&args),
+        Command::Token {
+            tenant,
+            role,
+            subject,
+            ttl,
+            config,
+        } => token(&config, &tenant, &role, &subject, ttl),
+        Command::Schemas => list_schemas(&mut std::io::stdout().lock()),
+        Command::Schema { id } => print_schema(&mut std::io::stdout().lock(), &id),
+        Command::Version => writeln!(
             std::io::stdout(),
             "switchboard {}",
             env!("CARGO_PKG_VERSION")
         )
         .map_err(Into::into),
-        Some("help" | "--help" | "-h") => write!(std::io::stdout(), "{USAGE}").map_err(Into::into),
-        _ => {
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
+        Command::Help => {
+            use clap::CommandFactory;
+            Cli::command().print_help().map_err(Into::into)
         }
     };
     match result {
@@ -56,48 +151,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Options shared by the commands that read the configuration, and the rest.
-struct Options {
-    config: Option<PathBuf>,
-    overrides: Vec<String>,
-    rest: Vec<(String, String)>,
-}
-
-fn options(args: &[String], known: &[&str]) -> anyhow::Result<Options> {
-    let mut out = Options {
-        config: None,
-        overrides: Vec::new(),
-        rest: Vec::new(),
-    };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))
-        };
-        match flag.as_str() {
-            "--config" => out.config = Some(PathBuf::from(value()?)),
-            "--data-dir" => out.overrides.push(format!("data_dir={}", value()?)),
-            "--set" => out.overrides.push(value()?),
-            other if known.contains(&other) => out.rest.push((other.to_owned(), value()?)),
-            other => anyhow::bail!("unknown option {other}; see `switchboard help`"),
-        }
-    }
-    Ok(out)
-}
-
-fn load(options: &Options) -> anyhow::Result<config::Config> {
-    config::load(
-        options.config.as_deref(),
-        &config::ProcessEnv,
-        &options.overrides,
-    )
-}
-
-fn run_serve(args: &[String]) -> anyhow::Result<()> {
-    let options = options(args, &[])?;
-    let config = load(&options)?;
+fn serve(args: &ConfigArgs, roles: BTreeSet<Role>) -> anyhow::Result<()> {
+    let config = args.load()?;
+    roles::check(&roles, &config)?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -107,38 +163,30 @@ fn run_serve(args: &[String]) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve::serve(config, async {
+    runtime.block_on(roles::run(config, roles, async {
         let _ = tokio::signal::ctrl_c().await;
     }))
 }
 
-fn run_token(args: &[String]) -> anyhow::Result<()> {
-    let options = options(args, &["--tenant", "--role", "--subject", "--ttl"])?;
-    let get = |name: &str| {
-        options
-            .rest
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let tenant = get("--tenant")
-        .ok_or_else(|| anyhow::anyhow!("--tenant is required"))?
-        .parse()?;
-    let subject = get("--subject")
-        .ok_or_else(|| anyhow::anyhow!("--subject is required"))?
-        .parse()?;
-    let role: Role = serde_json::from_value(serde_json::Value::String(
-        get("--role").unwrap_or("customer").to_owned(),
-    ))
-    .map_err(|_| {
-        anyhow::anyhow!("--role must be customer, agent, supervisor, auditor or service")
-    })?;
-    let ttl = get("--ttl").map(str::parse).transpose()?.unwrap_or(3600);
-    let token = serve::issue_token(
-        &load(&options)?,
-        &Principal::new(tenant, role, subject),
-        ttl,
-    )?;
+fn print_config(args: &ConfigArgs) -> anyhow::Result<()> {
+    let config = args.load()?;
+    write!(std::io::stdout(), "{}", config.masked_toml()?)?;
+    Ok(())
+}
+
+fn token(
+    args: &ConfigArgs,
+    tenant: &str,
+    role: &str,
+    subject: &str,
+    ttl: u64,
+) -> anyhow::Result<()> {
+    let role: PrincipalRole = serde_json::from_value(serde_json::Value::String(role.to_owned()))
+        .map_err(|_| {
+            anyhow::anyhow!("--role must be customer, agent, supervisor, auditor or service")
+        })?;
+    let principal = Principal::new(tenant.parse()?, role, subject.parse()?);
+    let token = secrets::issue_token(&args.load()?, &principal, ttl)?;
     writeln!(std::io::stdout(), "{token}")?;
     Ok(())
 }
@@ -171,4 +219,28 @@ fn print_schema(out: &mut impl Write, id: &str) -> anyhow::Result<()> {
     })?;
     writeln!(out, "{}", version.schema_json)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn roles_parse_from_a_comma_list() {
+        let cli =
+            Cli::try_parse_from(["switchboard", "run", "--roles", "projector,query"]).unwrap();
+        let Command::Run { roles, .. } = cli.command else {
+            panic!("run parses as run");
+        };
+        assert_eq!(roles, vec![Role::Projector, Role::Query]);
+        let error =
+            Cli::try_parse_from(["switchboard", "run", "--roles", "edge,nope"]).unwrap_err();
+        assert!(error.to_string().contains("nope"), "{error}");
+    }
 }

@@ -136,3 +136,57 @@ fn bad_configuration_stops_serve_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_admin_listener_answers_health_readiness_and_metrics() {
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path());
+    let (status, _) = request(&server.admin, "GET", "/healthz", None, "");
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut stream = TcpStream::connect(&server.admin).unwrap();
+        write!(
+            stream,
+            "GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        if response.starts_with("HTTP/1.1 200") {
+            assert!(response.contains("ready"), "{response}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready: {response}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut stream = TcpStream::connect(&server.admin).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("switchboard_"), "{response}");
+}
+
+#[test]
+fn a_router_without_ingest_is_refused_before_anything_starts() {
+    let data = tempfile::tempdir().unwrap();
+    let out = switchboard()
+        .args(["run", "--roles", "router", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("router role runs in a process with the ingest role"),
+        "{stderr}"
+    );
+}

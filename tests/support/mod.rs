@@ -22,6 +22,7 @@ pub struct Server {
     pub grpc: String,
     pub query: String,
     pub edge: String,
+    pub admin: String,
 }
 
 impl Drop for Server {
@@ -43,8 +44,13 @@ impl Server {
             .spawn()
             .expect("the binary starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut http, mut grpc, mut query, mut edge) = (None, None, None, None);
-        while http.is_none() || grpc.is_none() || query.is_none() || edge.is_none() {
+        let (mut http, mut grpc, mut query, mut edge, mut admin) = (None, None, None, None, None);
+        while http.is_none()
+            || grpc.is_none()
+            || query.is_none()
+            || edge.is_none()
+            || admin.is_none()
+        {
             let line = lines
                 .next()
                 .expect("serve announces its endpoints")
@@ -62,6 +68,8 @@ impl Server {
                 query = address;
             } else if line.contains("widget") {
                 edge = address;
+            } else if line.contains("admin") {
+                admin = address;
             }
         }
         // Keep draining stderr so the server never blocks on a full pipe.
@@ -72,6 +80,7 @@ impl Server {
             grpc: grpc.unwrap(),
             query: query.unwrap(),
             edge: edge.unwrap(),
+            admin: admin.unwrap(),
         }
     }
 
@@ -102,6 +111,7 @@ pub fn every_listener_on_port_zero() -> Vec<String> {
         "ingest_http",
         "query_http",
         "query_grpc",
+        "admin",
     ]
     .iter()
     .flat_map(|name| ["--set".to_owned(), format!("listen.{name}=127.0.0.1:0")])

@@ -32,6 +32,8 @@ pub struct KafkaConfig {
     pub read_timeout: Duration,
     /// Further librdkafka properties, applied last.
     pub extra: BTreeMap<String, String>,
+    /// Topic-level settings of the topics this backend creates (`min.insync.replicas`, ...).
+    pub topic_config: BTreeMap<String, String>,
 }
 
 impl KafkaConfig {
@@ -49,6 +51,7 @@ impl KafkaConfig {
             session_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             extra: BTreeMap::new(),
+            topic_config: BTreeMap::new(),
         }
     }
 

@@ -203,11 +203,14 @@ impl EventLog for KafkaLog {
                 spec.name
             )));
         }
-        let topic = NewTopic::new(
+        let mut topic = NewTopic::new(
             &spec.name,
             spec.partitions as i32,
             TopicReplication::Fixed(self.inner.config.replication_factor),
         );
+        for (key, value) in &self.inner.config.topic_config {
+            topic = topic.set(key, value);
+        }
         let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
         let results = self
             .inner

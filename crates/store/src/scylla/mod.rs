@@ -19,8 +19,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+pub use scylla::statement::Consistency;
+use scylla::statement::SerialConsistency;
 use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::{Consistency, SerialConsistency};
 use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
 use switchboard_events::personal::{DataKey, KeyProvider, PersonalDataError};
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -42,6 +43,10 @@ pub struct ScyllaOptions {
     /// Create the keyspace (SimpleStrategy, replication 1) and tables when missing: for tests
     /// and single-node setups. Production creates them with ops/'s replication settings.
     pub create_schema: bool,
+    /// Replication factor of the keyspace when `create_schema` creates it.
+    pub replication_factor: u32,
+    /// Consistency of every statement (lightweight transactions use LOCAL_SERIAL).
+    pub consistency: Consistency,
     /// Rows per page fetched from the cluster.
     pub page_size: i32,
     /// Concurrent requests of one batch.
@@ -54,6 +59,8 @@ impl ScyllaOptions {
             nodes,
             keyspace: keyspace.into(),
             create_schema: false,
+            replication_factor: 1,
+            consistency: Consistency::LocalQuorum,
             page_size: 500,
             concurrency: 256,
         }
@@ -116,7 +123,8 @@ impl ScyllaStore {
             .map_err(driver_error("connect to scylla"))?;
         let ks = &options.keyspace;
         if options.create_schema {
-            for ddl in std::iter::once(&schema::CREATE_KEYSPACE).chain(schema::TABLES) {
+            let keyspace = schema::create_keyspace(options.replication_factor);
+            for ddl in std::iter::once(&keyspace.as_str()).chain(schema::TABLES) {
                 session
                     .query_unpaged(schema::in_keyspace(ddl, ks), ())
                     .await
@@ -133,7 +141,7 @@ impl ScyllaStore {
                 .prepare(schema::in_keyspace(cql, ks))
                 .await
                 .map_err(driver_error("prepare a statement"))?;
-            prepared.set_consistency(Consistency::LocalQuorum);
+            prepared.set_consistency(options.consistency);
             prepared.set_page_size(options.page_size);
             if schema::is_lwt(cql) {
                 prepared.set_serial_consistency(Some(SerialConsistency::LocalSerial));

@@ -174,6 +174,14 @@ pub(crate) fn counters_from_list(list: Option<Vec<i64>>) -> Result<ReportCounter
 pub const CREATE_KEYSPACE: &str = "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
     {'class': 'SimpleStrategy', 'replication_factor': 1}";
 
+/// [`CREATE_KEYSPACE`] with another replication factor.
+pub fn create_keyspace(replication_factor: u32) -> String {
+    CREATE_KEYSPACE.replace(
+        "'replication_factor': 1",
+        &format!("'replication_factor': {replication_factor}"),
+    )
+}
+
 pub const TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS {ks}.timeline (tenant text, conversation text, bucket bigint, \
      seq bigint, occurred_at bigint, kind tinyint, actor tinyint, private_note boolean, \

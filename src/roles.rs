@@ -1,0 +1,482 @@
+//! The roles a process runs, and running them: `switchboard serve` runs all of them,
+//! `switchboard run --roles …` any subset, on the backends the configuration names.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use switchboard_edge::{Edge, EdgeConfig, EdgeDeps, LogBus, MemoryBus, SignalBus};
+use switchboard_events::Topic;
+use switchboard_events::token::TokenVerifier;
+use switchboard_ingest::api::{Api, JwtOrTokens, StaticTokens};
+use switchboard_ingest::routing::clock::Clock;
+use switchboard_ingest::routing::driver::{self, DriverConfig};
+use switchboard_ingest::routing::signals::Admitting;
+use switchboard_ingest::writer::keys::StoreKeys;
+use switchboard_ingest::writer::{Writer, WriterConfig};
+use switchboard_log::StartAt;
+use switchboard_projector::archiver::{Archiver, ArchiverConfig};
+use switchboard_projector::{Projector, ProjectorConfig};
+use switchboard_query::follow::follow;
+use switchboard_query::source::ArchiveSource;
+use switchboard_query::{CacheConfig, Invalidate, LogSource, QueryService, Sources};
+use tokio::task::JoinSet;
+
+use crate::backends::Backends;
+use crate::config::{Config, LogBackend};
+use crate::secrets::jwt_secret;
+use crate::serving::{self, Health, Shutdown};
+
+/// One role of the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Role {
+    /// The WebSocket gateway and the web UI.
+    Edge,
+    /// The command API (gRPC and HTTP) and the single writer of the partitions it owns.
+    Ingest,
+    /// Assignment of conversations to agents; runs beside an ingest role.
+    Router,
+    /// Folds the log into the read models.
+    Projector,
+    /// Moves old resolved conversations to the cold archive.
+    Archiver,
+    /// History, lists, reports, audit replay and the schema registry.
+    Query,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Edge,
+        Role::Ingest,
+        Role::Router,
+        Role::Projector,
+        Role::Archiver,
+        Role::Query,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Edge => "edge",
+            Role::Ingest => "ingest",
+            Role::Router => "router",
+            Role::Projector => "projector",
+            Role::Archiver => "archiver",
+            Role::Query => "query",
+        }
+    }
+}
+
+/// Whether the roles can run together in one process with this configuration.
+pub fn check(roles: &BTreeSet<Role>, config: &Config) -> anyhow::Result<()> {
+    anyhow::ensure!(!roles.is_empty(), "give at least one role");
+    if roles.contains(&Role::Router) && !roles.contains(&Role::Ingest) {
+        anyhow::bail!("the router role runs in a process with the ingest role");
+    }
+    if roles.contains(&Role::Edge) && !roles.contains(&Role::Ingest) {
+        anyhow::bail!(
+            "the edge role runs in a process with the ingest role for now: commands cannot \
+             yet travel to an ingest instance in another process"
+        );
+    }
+    let all: BTreeSet<Role> = Role::ALL.into_iter().collect();
+    if config.log.backend == LogBackend::Embedded && roles != &all {
+        tracing::warn!(
+            "the embedded log belongs to one process: roles not run here cannot share it; \
+             use log.backend = \"kafka\" to run roles as separate processes"
+        );
+    }
+    Ok(())
+}
+
+/// Runs `roles` until `shutdown` resolves, or until one of them fails.
+pub async fn run(
+    config: Config,
+    roles: BTreeSet<Role>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    check(&roles, &config)?;
+    let backends = Backends::open(&config).await?;
+    let (trigger, stop) = Shutdown::new();
+    let mut health = Health::new(backends.log.clone(), backends.store.clone());
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut announced = Vec::new();
+    let has = |role| roles.contains(&role);
+    let log = backends.log.clone();
+    let store = backends.store.clone();
+
+    let admin = serving::bind(config.listen.admin, "admin").await?;
+    announced.push(Line::new(
+        "admin",
+        "HTTP",
+        admin.local_addr()?,
+        "/healthz /readyz /metrics",
+    ));
+
+    // The write side first: it creates the topics the others follow.
+    let mut router_handle = None;
+    let mut handler = None;
+    if has(Role::Ingest) {
+        let ready = health.flag("ingest");
+        let writer = start_writer(&config, &backends).await?;
+        let router = if has(Role::Router) {
+            let ready = health.flag("router");
+            let router = driver::start(
+                log.clone(),
+                Arc::new(writer.clone()),
+                DriverConfig::default(),
+                Clock::system(),
+            )
+            .await
+            .context("rebuilding the router from the log")?;
+            ready.store(true, Ordering::Release);
+            Some(router)
+        } else {
+            None
+        };
+        let commands = Arc::new(Commands::new(writer, router.as_ref()));
+        let api = Api::new(commands.clone(), Arc::new(authenticator(&config)?));
+        let grpc = serving::bind(config.listen.ingest_grpc, "ingest gRPC").await?;
+        let http = serving::bind(config.listen.ingest_http, "ingest HTTP").await?;
+        announced.push(Line::new(
+            "commands",
+            "gRPC",
+            grpc.local_addr()?,
+            "(switchboard.ingest.v1.Ingest)",
+        ));
+        announced.push(Line::new(
+            "commands",
+            "HTTP",
+            http.local_addr()?,
+            "/v1/conversations",
+        ));
+        let routes =
+            tonic::service::Routes::new(switchboard_ingest::api::grpc::service(api.clone()));
+        tasks.spawn(serving::grpc(grpc, routes, stop.clone()));
+        tasks.spawn(serving::http(
+            http,
+            switchboard_ingest::api::http::router(api),
+            stop.clone(),
+        ));
+        ready.store(true, Ordering::Release);
+        handler = Some(commands);
+        router_handle = router;
+    }
+
+    if has(Role::Projector) {
+        for topic in Topic::ALL {
+            let projector_config = ProjectorConfig {
+                archive: Some(backends.archive.clone()),
+                ..ProjectorConfig::default()
+            };
+            let projector = Projector::new(log.clone(), store.clone(), topic, projector_config);
+            let stopped = stop.receiver();
+            tasks.spawn(async move { projector.run(stopped).await.map_err(anyhow::Error::from) });
+        }
+    }
+
+    let mut archiver = None;
+    if has(Role::Archiver) {
+        let archiver_config = ArchiverConfig {
+            archive_after: std::time::Duration::from_secs(config.archive.after_days * 86_400),
+            ..ArchiverConfig::default()
+        };
+        archiver = Some(
+            Archiver::new(store.clone(), backends.archive.clone(), archiver_config)
+                .spawn(stop.receiver()),
+        );
+    }
+
+    if has(Role::Query) {
+        let sources = Sources::hot(store.clone())
+            .then(Arc::new(ArchiveSource {
+                store: store.clone(),
+                archive: backends.archive.clone(),
+            }))
+            .then(Arc::new(LogSource::new(log.clone())));
+        let query = Arc::new(
+            QueryService::new(store.clone(), verifier(&config)?, &CacheConfig::default())
+                .with_sources(sources),
+        );
+        // Cached pages follow the log: an event seen there invalidates its conversation's pages.
+        let (follow_log, cache) = (log.clone(), query.cache() as Arc<dyn Invalidate>);
+        tasks.spawn(async move {
+            follow(follow_log, cache, StartAt::Latest)
+                .await
+                .map_err(anyhow::Error::from)
+        });
+        let http = serving::bind(config.listen.query_http, "query HTTP").await?;
+        let grpc = serving::bind(config.listen.query_grpc, "query gRPC").await?;
+        let address = http.local_addr()?;
+        announced.push(Line::new(
+            "queries",
+            "HTTP",
+            address,
+            "/v1/conversations  (history, lists, reports, replay, verify, export; /openapi.json)",
+        ));
+        announced.push(Line::new(
+            "queries",
+            "gRPC",
+            grpc.local_addr()?,
+            "(switchboard.query.v1.Query)",
+        ));
+        announced.push(Line::new(
+            "schemas",
+            "HTTP",
+            address,
+            "/subjects  (Confluent-compatible registry)",
+        ));
+        let routes = tonic::service::Routes::new(switchboard_query::grpc::service(query.clone()));
+        tasks.spawn(serving::grpc(grpc, routes, stop.clone()));
+        tasks.spawn(serving::http(
+            http,
+            switchboard_query::http::router(query),
+            stop.clone(),
+        ));
+    }
+
+    if let (true, Some(commands)) = (has(Role::Edge), handler.clone()) {
+        let mut edge_config = EdgeConfig::default();
+        for (tenant, origins) in &config.edge.allowed_origins {
+            edge_config
+                .allowed_origins
+                .insert(tenant.clone(), origins.clone());
+        }
+        let signals: Arc<dyn SignalBus> = match config.log.backend {
+            LogBackend::Embedded => Arc::new(MemoryBus::default()),
+            LogBackend::Kafka => Arc::new(
+                LogBus::start(log.clone())
+                    .await
+                    .context("starting the signal bus")?,
+            ),
+        };
+        let edge = Edge::new(
+            edge_config,
+            EdgeDeps {
+                commands,
+                log: log.clone(),
+                store: store.clone(),
+                verifier: verifier(&config)?,
+                signals,
+                queue: router_handle.as_ref().map(|r| r.subscribe()),
+            },
+        );
+        let listener = serving::bind(config.listen.edge, "edge WebSocket").await?;
+        let address = listener.local_addr()?;
+        announced.insert(
+            0,
+            Line {
+                what: "widget",
+                protocol: "HTTP",
+                address,
+                detail: format!(
+                    "/  (chat widget and agent console; WebSocket at ws://{address}/v1/ws)"
+                ),
+            },
+        );
+        let stopped = stop.clone();
+        tasks.spawn(async move {
+            edge.serve(listener, stopped.wait())
+                .await
+                .map_err(anyhow::Error::from)
+        });
+    }
+
+    tasks.spawn(serving::http(
+        admin,
+        serving::admin_router(health, metrics),
+        stop.clone(),
+    ));
+    announce(&config, &roles, &announced);
+
+    let outcome = tokio::select! {
+        () = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        Some(ended) = tasks.join_next() => match ended {
+            Ok(Ok(())) => Err(anyhow::anyhow!("a service stopped on its own")),
+            Ok(Err(e)) => Err(e.context("a service failed")),
+            Err(e) => Err(anyhow::anyhow!("a service panicked: {e}")),
+        },
+    };
+    trigger.fire();
+    while let Some(ended) = tasks.join_next().await {
+        if let Ok(Err(e)) = ended {
+            tracing::warn!(error = %e, "a service failed while stopping");
+        }
+    }
+    if let Some(archiver) = archiver {
+        let _ = archiver.await;
+    }
+    if let Some(router) = router_handle {
+        router.stop().await;
+    }
+    backends.shutdown();
+    outcome
+}
+
+/// Starts the single writer: of every partition on the embedded log, of the partitions the
+/// ingest group assigns this instance on Kafka.
+async fn start_writer(config: &Config, backends: &Backends) -> anyhow::Result<Writer> {
+    let kafka = &config.log.kafka;
+    let writer_config = WriterConfig {
+        conversation_partitions: config.log.conversation_partitions,
+        agent_partitions: config.log.agent_partitions,
+        fencing: !(config.log.backend == LogBackend::Kafka && kafka.allow_unfenced),
+        ..WriterConfig::default()
+    };
+    let keys = Arc::new(StoreKeys(backends.store.clone()));
+    let log = backends.log.clone();
+    match config.log.backend {
+        LogBackend::Embedded => Writer::start(log, keys, writer_config)
+            .await
+            .context("rebuilding the writer from the log"),
+        LogBackend::Kafka => {
+            if kafka.allow_unfenced {
+                tracing::warn!(
+                    "log.kafka.allow_unfenced is set: partitions are written without \
+                     transactional fencing, so during a handover a deposed ingest instance can \
+                     still append; the projector dead-letters what breaks a hash chain"
+                );
+            }
+            Writer::start_in_group(log, keys, writer_config, "switchboard.ingest")
+                .await
+                .context(
+                    "joining the ingest group; on a broker without transactions (such as \
+                     tansu) set log.kafka.allow_unfenced = true, knowing what it means",
+                )
+        }
+    }
+}
+
+/// The write side as the command API and the edge see it: with the router's admission
+/// when the router runs here.
+#[derive(Debug)]
+enum Commands {
+    Routed(Admitting<Writer>),
+    Direct(Writer),
+}
+
+impl Commands {
+    fn new(writer: Writer, router: Option<&driver::RouterHandle>) -> Self {
+        match router {
+            Some(router) => Self::Routed(Admitting::new(writer, router.admission())),
+            None => Self::Direct(writer),
+        }
+    }
+}
+
+impl switchboard_ingest::api::CommandHandler for Commands {
+    async fn conversation(
+        &self,
+        principal: switchboard_events::principal::Principal,
+        conversation: Option<switchboard_events::id::ConversationId>,
+        command: switchboard_ingest::command::ConversationCommand,
+        correlation: switchboard_events::id::CorrelationId,
+    ) -> Result<switchboard_ingest::api::Ack, switchboard_ingest::CommandError> {
+        match self {
+            Self::Routed(h) => {
+                h.conversation(principal, conversation, command, correlation)
+                    .await
+            }
+            Self::Direct(h) => {
+                h.conversation(principal, conversation, command, correlation)
+                    .await
+            }
+        }
+    }
+
+    async fn agent(
+        &self,
+        principal: switchboard_events::principal::Principal,
+        agent: switchboard_events::id::AgentId,
+        command: switchboard_ingest::command::AgentCommand,
+        correlation: switchboard_events::id::CorrelationId,
+    ) -> Result<switchboard_ingest::api::Ack, switchboard_ingest::CommandError> {
+        match self {
+            Self::Routed(h) => h.agent(principal, agent, command, correlation).await,
+            Self::Direct(h) => h.agent(principal, agent, command, correlation).await,
+        }
+    }
+}
+
+fn verifier(config: &Config) -> anyhow::Result<TokenVerifier> {
+    Ok(TokenVerifier::hs256(
+        &jwt_secret(config)?,
+        &config.auth.issuer,
+        &config.auth.audience,
+    )?)
+}
+
+fn authenticator(config: &Config) -> anyhow::Result<JwtOrTokens> {
+    let tokens = config
+        .auth
+        .service_tokens
+        .iter()
+        .map(|t| t.to_token())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(JwtOrTokens {
+        jwt: verifier(config)?,
+        services: StaticTokens::new(tokens)?,
+    })
+}
+
+/// The process's metrics in Prometheus' text format.
+fn metrics() -> String {
+    switchboard_edge::metrics::render()
+}
+
+/// One line of the start-up announcement.
+#[derive(Debug)]
+struct Line {
+    what: &'static str,
+    protocol: &'static str,
+    address: SocketAddr,
+    detail: String,
+}
+
+impl Line {
+    fn new(what: &'static str, protocol: &'static str, address: SocketAddr, detail: &str) -> Self {
+        Self {
+            what,
+            protocol,
+            address,
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+/// Tells where everything listens (the bound addresses, so a port 0 in the configuration
+/// shows the port it got).
+fn announce(config: &Config, roles: &BTreeSet<Role>, lines: &[Line]) {
+    let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+    tracing::info!(roles = %names.join(","), data_dir = %config.data_dir.display(), "switchboard is serving");
+    eprintln!(
+        "switchboard is serving {} (log: {:?}, store: {:?}), data in {}",
+        names.join(", "),
+        config.log.backend,
+        config.store.backend,
+        config.data_dir.display()
+    );
+    for line in lines {
+        eprintln!(
+            "  {:<9} {:<5} http://{}{}{}",
+            line.what,
+            line.protocol,
+            line.address,
+            if line.detail.starts_with('/') {
+                ""
+            } else {
+                "  "
+            },
+            line.detail
+        );
+    }
+    if roles.contains(&Role::Ingest) {
+        eprintln!(
+            "  tokens: `switchboard token --tenant T --role agent --subject S` signs one for this instance"
+        );
+    }
+}
