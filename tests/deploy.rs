@@ -496,3 +496,25 @@ fn the_expression_scanner_finds_names_and_labels() {
     assert!(forbidden("conversation_id") && forbidden("tenant") && forbidden("customer"));
     assert!(!forbidden("consumer") && !forbidden("partition"));
 }
+
+#[test]
+fn every_shipped_configuration_file_loads_in_the_binary() {
+    for file in [
+        "ops/container.toml",
+        "ops/compose/switchboard.toml",
+        "ops/k8s/switchboard.toml",
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["config", "--config"])
+            .arg(root().join(file))
+            .env_remove("SWITCHBOARD_TEST_SCYLLA")
+            .env_remove("SWITCHBOARD_TEST_KAFKA")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{file} does not load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
