@@ -425,7 +425,9 @@ fn authenticator(config: &Config) -> anyhow::Result<JwtOrTokens> {
 
 /// The process's metrics in Prometheus' text format.
 fn metrics() -> String {
-    switchboard_edge::metrics::render()
+    let mut out = switchboard_edge::metrics::render();
+    switchboard_projector::metrics::render(&mut out);
+    out
 }
 
 /// One line of the start-up announcement.

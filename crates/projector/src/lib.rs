@@ -4,6 +4,7 @@
 
 pub mod archiver;
 pub mod fold;
+pub mod metrics;
 pub mod partition;
 pub mod rebuild;
 pub mod runner;

@@ -238,6 +238,9 @@ impl PartitionProjector {
             event.envelope.conversation_id.clone(),
         );
         let before = self.summary(&key).await?;
+        if let Some(summary) = &before {
+            continues_chain(summary, &event)?;
+        }
         let after = match &before {
             None => fold::opened(&event).map_err(|e| Reject::Record(e.to_string()))?,
             Some(summary) => {
@@ -322,6 +325,36 @@ impl PartitionProjector {
         touched.insert(key);
         Ok(())
     }
+}
+
+/// A conversation's events form one hash chain. An event that does not continue it — another
+/// event at a seq already projected, a skipped seq, a `prev_hash` that is not the head — was
+/// not written by the conversation's owner under its claim (a deposed writer on a broker
+/// without fencing, or tampering): it is refused, never folded over the history.
+fn continues_chain(summary: &ConversationSummary, event: &ConversationEvent) -> Result<(), Reject> {
+    let seq = event.envelope.seq;
+    let broken = |why: String| {
+        Err(Reject::Record(format!(
+            "broken_chain: conversation {}: {why}",
+            event.envelope.conversation_id
+        )))
+    };
+    if seq == summary.last_seq && event.envelope.hash != summary.last_hash {
+        return broken(format!("a second event at seq {seq} with another hash"));
+    }
+    if seq > summary.last_seq.next() {
+        return broken(format!(
+            "seq {seq} follows seq {}: the seqs between are missing",
+            summary.last_seq
+        ));
+    }
+    if seq == summary.last_seq.next() && event.envelope.prev_hash != summary.last_hash {
+        return broken(format!(
+            "seq {seq} does not link to the head of the chain at seq {}",
+            summary.last_seq
+        ));
+    }
+    Ok(())
 }
 
 enum Reject {

@@ -262,6 +262,9 @@ impl Projector {
         self.log
             .append(DEAD_LETTERS, records, &Default::default())
             .await?;
+        for r in rejected {
+            crate::metrics::dead_lettered(self.topic, &r.reason);
+        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use switchboard_events::id::{AgentId, ConversationId, TenantId};
 use switchboard_events::{ChainHash, ConversationEvent, Seq, Topic, fixtures};
 use switchboard_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use switchboard_log::{EventLog, NewRecord, Record, TopicSpec};
-use switchboard_store::checkpoint::LogPartition;
+use switchboard_store::checkpoint::{CheckpointKey, LogPartition};
 use switchboard_store::conversation::ConversationStatus;
 use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use switchboard_store::report::{Day, ReportScope};
@@ -383,4 +383,80 @@ proptest! {
             assert_eq!(digest(clean.as_ref(), 3).await, digest(crashed.as_ref(), 3).await);
         });
     }
+}
+
+/// A deposed writer's appends, as the projector meets them after the owner's.
+#[tokio::test]
+async fn events_that_do_not_continue_the_chain_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let history = conversation(0);
+    let key = CheckpointKey {
+        consumer: "projector".to_owned(),
+        source: source(),
+    };
+    let mut projector = PartitionProjector::open(store.clone(), "projector", source())
+        .await
+        .unwrap();
+    let as_record = |offset: u64, frame: &[u8]| Record {
+        partition: 0,
+        offset,
+        key: b"conv-0".to_vec(),
+        value: frame.to_vec(),
+        headers: vec![],
+        timestamp_ms: 0,
+    };
+    let honest: Vec<Record> = history[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, (_, frame))| as_record(i as u64, frame))
+        .collect();
+    // Seq 3 again with other content; seq 4 linked to the forged seq 3; seq 9 after a gap.
+    let (mut forged, _) = history[2].clone();
+    forged.envelope.occurred_at = switchboard_events::Timestamp(forged.envelope.occurred_at.0 + 1);
+    let forged_frame = forged.encode_chained(history[1].0.envelope.hash).unwrap();
+    let (mut after_forged, _) = history[3].clone();
+    after_forged.envelope.occurred_at =
+        switchboard_events::Timestamp(after_forged.envelope.occurred_at.0 + 1);
+    let after_forged_frame = after_forged.encode_chained(forged.envelope.hash).unwrap();
+    let gap = &history[8].1;
+    let mut records = honest.clone();
+    records.push(as_record(3, &forged_frame));
+    records.push(as_record(4, &after_forged_frame));
+    records.push(as_record(5, gap));
+    let projected = projector.project(&records).await.unwrap();
+    store.apply(&projected.batch).await.unwrap();
+    let reasons: Vec<&str> = projected
+        .rejected
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].contains("a second event at seq 3"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("does not link to the head"),
+        "{reasons:?}"
+    );
+    assert!(reasons[2].contains("missing"), "{reasons:?}");
+    for reason in &reasons {
+        assert_eq!(crate::metrics::reason_code(reason), "broken_chain");
+    }
+    let summary = store
+        .conversation(&fixtures::tenant(), &ConversationId::new("conv-0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        summary.last_seq, history[2].0.envelope.seq,
+        "the forgeries changed nothing"
+    );
+    assert_eq!(summary.last_hash, history[2].0.envelope.hash);
+    assert_eq!(store.checkpoint(&key).await.unwrap(), Some(6));
+    // The honest history goes on after the refusals.
+    let next = as_record(6, &history[3].1);
+    let projected = projector.project(&[next]).await.unwrap();
+    assert!(projected.rejected.is_empty(), "{:?}", projected.rejected);
 }

@@ -126,8 +126,17 @@ async fn scene() -> Scene {
         hot.project(&history(id, days, broken)[..RESOLVED]).await;
     }
     hot.project(&history("open", 0, None)[..8]).await;
-    hot.project(&history("broken", 0, Some(8))[..RESOLVED])
-        .await;
+    // The projector refuses a broken link, so the damage is done to the store itself: the row
+    // of seq 8 replaced by a frame that links elsewhere, as tampering with the store would.
+    hot.project(&history("broken", 0, None)[..RESOLVED]).await;
+    let forged = history("broken", 0, Some(8));
+    let (event, frame) = &forged[7];
+    let mut tampered = switchboard_store::Batch::default();
+    tampered.timeline(switchboard_store::timeline::TimelineRow::from_event(
+        event,
+        frame.clone(),
+    ));
+    hot.store.apply(&tampered).await.unwrap();
     let archiver = Archiver::new(
         hot.store.clone(),
         archive.clone(),
