@@ -59,6 +59,8 @@ pub struct EdgeConfig {
     pub max_strikes: u32,
     /// The largest gap (in events) replayed on subscribe; above it the answer is `reload`.
     pub max_gap: u64,
+    /// The most conversations one connection follows (`too_many_subscriptions` above).
+    pub max_subscriptions: usize,
     /// How long a subscribe waits for the read models to reach what the live tail has seen.
     /// Also how long every `not_found` answer to a subscribe takes, whatever the reason, so
     /// that its timing tells nothing (`subscribe.rs`).
@@ -93,6 +95,7 @@ impl Default for EdgeConfig {
             },
             max_strikes: 50,
             max_gap: 1_000,
+            max_subscriptions: 256,
             history_wait: Duration::from_secs(3),
             presence_lease: Duration::from_secs(30),
             drain_grace: Duration::from_secs(5),
