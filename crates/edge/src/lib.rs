@@ -14,6 +14,7 @@ mod config;
 mod conn;
 mod frames;
 mod hub;
+mod lanes;
 mod limits;
 pub mod metrics;
 mod presence;
