@@ -1,132 +1,21 @@
 //! `switchboard serve` as an operator runs it: a real process on a data directory, real
 //! sockets, real tokens. Acknowledged sends survive a restart and retries stay idempotent.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
-
-struct Server {
-    child: Child,
-    http: String,
-    query: String,
-    edge: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn switchboard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_switchboard"))
-}
+use support::{Server, request, switchboard};
 
 fn start(data: &Path) -> Server {
-    let mut child = switchboard()
-        .args(["serve", "--data-dir", data.to_str().unwrap()])
-        .args([
-            "--set",
-            "listen.ingest_grpc=127.0.0.1:0",
-            "--set",
-            "listen.ingest_http=127.0.0.1:0",
-        ])
-        .args([
-            "--set",
-            "listen.query_http=127.0.0.1:0",
-            "--set",
-            "log.conversation_partitions=4",
-        ])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut http, mut query, mut edge) = (None, None, None);
-    while http.is_none() || query.is_none() || edge.is_none() {
-        let line = lines
-            .next()
-            .expect("serve announces its endpoints")
-            .unwrap();
-        let address = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split(['/', ' ']).next())
-            .map(str::to_owned);
-        if line.contains("commands  HTTP") {
-            http = address;
-        } else if line.contains("queries   HTTP") {
-            query = address;
-        } else if line.contains("widget") {
-            edge = address;
-        }
-    }
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Server {
-        child,
-        http: http.unwrap(),
-        query: query.unwrap(),
-        edge: edge.unwrap(),
-    }
+    Server::start(data, &[])
 }
 
 fn token(data: &Path, role: &str, subject: &str) -> String {
-    let out = switchboard()
-        .args([
-            "token",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--tenant",
-            "acme",
-            "--role",
-            role,
-            "--subject",
-            subject,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// A minimal HTTP/1.1 request: status and JSON body.
-fn request(
-    address: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: &str,
-) -> (u16, Value) {
-    let mut stream = TcpStream::connect(address).unwrap();
-    let auth = token
-        .map(|t| format!("authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {address}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // Bodies may come chunked; the JSON object is between the first '{' or '[' and the last.
-    let start = body.find(['{', '[']).unwrap_or(0);
-    let end = body.rfind(['}', ']']).map_or(body.len(), |e| e + 1);
-    (
-        status,
-        serde_json::from_str(&body[start..end]).unwrap_or(Value::Null),
-    )
+    support::token(data, role, subject)
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct EdgeConfig {
     /// that its timing tells nothing (`subscribe.rs`).
     #[serde(rename = "history_wait_ms", with = "millis")]
     pub history_wait: Duration,
+    /// The projector (its checkpoint name in the store) whose progress tells how far the
+    /// read models hold the conversation topic.
+    pub history_consumer: String,
     /// An agent is offline when no heartbeat renewed its presence for this long.
     #[serde(rename = "presence_lease_ms", with = "millis")]
     pub presence_lease: Duration,
@@ -97,6 +100,7 @@ impl Default for EdgeConfig {
             max_gap: 1_000,
             max_subscriptions: 256,
             history_wait: Duration::from_secs(3),
+            history_consumer: "projector".to_owned(),
             presence_lease: Duration::from_secs(30),
             drain_grace: Duration::from_secs(5),
         }

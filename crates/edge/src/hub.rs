@@ -2,8 +2,9 @@
 //! tailing the conversation topic. Delivering an event costs one lookup, one render per
 //! audience and one queue push per subscriber — never a walk over every connection.
 //!
-//! The hub also remembers, per conversation it has seen, the last seq it delivered: the
-//! resume protocol (`resume.md`) uses it as the seam between history and live.
+//! The hub also remembers, per conversation it has seen, the last seq it delivered, and per
+//! partition the offset of the next record it will deliver: the resume protocol (`resume.md`)
+//! uses them as the seam between history and live.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,9 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::extract::ws::Utf8Bytes;
 use switchboard_events::conversation::ConversationPayload;
 use switchboard_events::id::{ConversationId, CustomerId, MessageId, TenantId};
+use switchboard_events::partition::partition_for_key;
 use switchboard_events::personal::KeyProvider;
 use switchboard_events::{ConversationEvent, Topic};
-use switchboard_log::{EventLog, LogError, StartAt, Tail};
+use switchboard_log::{EventLog, Follow, LogError, StartAt};
 use switchboard_store::timeline::Audience;
 use tokio::sync::{Notify, mpsc};
 
@@ -83,6 +85,14 @@ struct Subscriber {
 }
 
 #[derive(Debug, Default)]
+struct Index {
+    conversations: HashMap<Key, Conversation>,
+    /// Per partition of the conversation topic, the offset of the next record the hub
+    /// delivers: every record below it reached the subscribers registered at the time.
+    positions: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
 struct Conversation {
     last_seq: u64,
     customer: Option<CustomerId>,
@@ -93,7 +103,7 @@ struct Conversation {
 
 /// The subscriber index.
 pub struct Hub {
-    conversations: Mutex<HashMap<Key, Conversation>>,
+    conversations: Mutex<Index>,
     staff: Mutex<HashMap<TenantId, Vec<Handle>>>,
     keys: Arc<dyn KeyProvider>,
     delivered: AtomicU64,
@@ -108,22 +118,27 @@ impl std::fmt::Debug for Hub {
 /// What a subscription learns when it registers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registered {
-    /// Every event after this seq reaches the subscriber live; those up to it come from history.
+    /// The last seq the hub delivered for the conversation (0 when it saw none since it
+    /// started): every later event reaches the subscriber live.
     pub live_after: u64,
+    /// The conversation's partition and the hub's position in it at registration: every
+    /// record from that offset on reaches the subscriber live, every record before it only
+    /// from history. `None` before the hub follows the log.
+    pub live_from: Option<(u32, u64)>,
     pub customer: Option<CustomerId>,
 }
 
 impl Hub {
     pub fn new(keys: Arc<dyn KeyProvider>) -> Self {
         Self {
-            conversations: Mutex::new(HashMap::new()),
+            conversations: Mutex::new(Index::default()),
             staff: Mutex::new(HashMap::new()),
             keys,
             delivered: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Conversation>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
         self.conversations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -131,26 +146,35 @@ impl Hub {
 
     /// Adds a subscriber; atomically with it, tells from which seq it receives live events.
     pub fn subscribe(&self, key: Key, handle: Handle, audience: Audience) -> Registered {
-        let mut conversations = self.lock();
-        let c = conversations.entry(key).or_default();
+        let mut index = self.lock();
+        let partitions = index.positions.len() as u32;
+        let live_from = (partitions > 0).then(|| {
+            let partition = partition_for_key(key.1.as_str().as_bytes(), partitions);
+            (partition, index.positions[partition as usize])
+        });
+        let c = index.conversations.entry(key).or_default();
         c.subscribers.retain(|s| s.handle.id != handle.id);
         c.subscribers.push(Subscriber { handle, audience });
         Registered {
             live_after: c.last_seq,
+            live_from,
             customer: c.customer.clone(),
         }
     }
 
     pub fn unsubscribe(&self, key: &Key, connection: u64) {
-        let mut conversations = self.lock();
-        if let Some(c) = conversations.get_mut(key) {
+        let mut index = self.lock();
+        if let Some(c) = index.conversations.get_mut(key) {
             c.subscribers.retain(|s| s.handle.id != connection);
         }
     }
 
     /// The customer of a conversation the hub has seen opened.
     pub fn customer(&self, key: &Key) -> Option<CustomerId> {
-        self.lock().get(key).and_then(|c| c.customer.clone())
+        self.lock()
+            .conversations
+            .get(key)
+            .and_then(|c| c.customer.clone())
     }
 
     pub fn add_staff(&self, tenant: TenantId, handle: Handle) {
@@ -185,7 +209,7 @@ impl Hub {
 
     /// Sends a frame to the subscribers of a conversation but `except` (typing, queue).
     pub fn to_subscribers(&self, key: &Key, frame: &ServerFrame, except: Option<u64>) {
-        let targets: Vec<Handle> = match self.lock().get(key) {
+        let targets: Vec<Handle> = match self.lock().conversations.get(key) {
             Some(c) => c
                 .subscribers
                 .iter()
@@ -200,15 +224,29 @@ impl Hub {
         }
     }
 
-    /// Delivers one event of record to the subscribers of its conversation.
-    pub fn deliver(&self, event: &ConversationEvent) {
+    /// Moves the hub's position in a partition past a record it does not deliver.
+    fn pass(&self, partition: u32, offset: u64) {
+        let mut index = self.lock();
+        if let Some(position) = index.positions.get_mut(partition as usize) {
+            *position = (*position).max(offset + 1);
+        }
+    }
+
+    /// Delivers one event of record, found at `offset` of `partition`, to the subscribers of
+    /// its conversation.
+    pub fn deliver(&self, event: &ConversationEvent, partition: u32, offset: u64) {
         let envelope = &event.envelope;
         let seq = envelope.seq.0;
         let mut customer_sees = true;
         let targets: Vec<(Handle, Audience)> = {
-            let mut conversations = self.lock();
+            let mut index = self.lock();
+            // Under the lock that registrations take: a subscriber registered before this
+            // line gets the event live, one registered after reads it from history.
+            if let Some(position) = index.positions.get_mut(partition as usize) {
+                *position = (*position).max(offset + 1);
+            }
             let key = (envelope.tenant_id.clone(), envelope.conversation_id.clone());
-            let c = conversations.entry(key).or_default();
+            let c = index.conversations.entry(key).or_default();
             if seq <= c.last_seq {
                 return; // a redelivery: every subscriber has it already
             }
@@ -251,32 +289,32 @@ impl Hub {
     }
 
     /// Starts following every partition of the conversation topic from its end. Returns once
-    /// the tails are positioned, so no event appended afterwards can be missed.
+    /// the followers are positioned, so no event appended afterwards can be missed, and the
+    /// hub knows the offset each partition starts at.
     pub async fn follow(self: &Arc<Self>, log: Arc<dyn EventLog>) -> Result<(), LogError> {
         let topic = Topic::Conversations.name();
         let partitions = log.partitions(topic).await?;
+        let mut followers = Vec::new();
         for partition in 0..partitions {
-            let tail = log.tail(topic, partition, StartAt::Latest).await?;
-            tokio::spawn(follow_partition(self.clone(), tail, partition));
+            followers.push(Follow::start(log.clone(), topic, partition, StartAt::Latest).await?);
+        }
+        self.lock().positions = followers.iter().map(Follow::position).collect();
+        for follower in followers {
+            tokio::spawn(follow_partition(self.clone(), follower));
         }
         Ok(())
     }
 }
 
-async fn follow_partition(hub: Arc<Hub>, mut tail: Box<dyn Tail>, partition: u32) {
+async fn follow_partition(hub: Arc<Hub>, mut follow: Follow) {
+    let partition = follow.partition();
     loop {
-        match tail.next().await {
-            Ok(record) => match ConversationEvent::decode(&record.value) {
-                Ok(event) => hub.deliver(&event),
-                Err(error) => {
-                    tracing::warn!(partition, offset = record.offset, %error, "undecodable event skipped by the edge");
-                }
-            },
+        let record = follow.next().await;
+        match ConversationEvent::decode(&record.value) {
+            Ok(event) => hub.deliver(&event, partition, record.offset),
             Err(error) => {
-                // Subscribers of this partition stop getting live events; they resume on
-                // reconnect. An operator must look.
-                tracing::error!(partition, %error, "the edge lost its tail of the conversation topic");
-                return;
+                hub.pass(partition, record.offset);
+                tracing::warn!(partition, offset = record.offset, %error, "undecodable event skipped by the edge");
             }
         }
     }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::conn::{Session, send_text};
 use crate::protocol::ServerFrame;
-use crate::resume::{Gap, read_gap};
+use crate::resume::{Gap, Seam, read_gap};
 
 impl<H: CommandHandler> Session<H> {
     pub(crate) async fn subscribe(
@@ -49,16 +49,13 @@ impl<H: CommandHandler> Session<H> {
         // those the gap already covered.
         self.subscriptions.insert(conversation.clone(), u64::MAX);
         let config = &self.shared.config;
-        let gap = read_gap(
-            self.shared.store.as_ref(),
-            &key,
-            audience,
-            since,
-            registered.live_after,
-            config.max_gap,
-            config.history_wait,
-        )
-        .await;
+        let seam = Seam {
+            registered: &registered,
+            consumer: &config.history_consumer,
+            max_gap: config.max_gap,
+            wait: config.history_wait,
+        };
+        let gap = read_gap(self.shared.store.as_ref(), &key, audience, since, seam).await;
         let (code, message) = match gap {
             Ok(Gap::Events { frames, last }) => {
                 for (_, json) in frames {

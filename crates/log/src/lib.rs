@@ -11,6 +11,7 @@
 
 pub mod embedded;
 mod error;
+pub mod follow;
 pub mod kafka;
 mod port;
 mod record;
@@ -19,6 +20,7 @@ mod record;
 mod suite;
 
 pub use error::{ErrorDomain, LogError, Result};
+pub use follow::Follow;
 pub use port::{
     AppendOptions, EventLog, Fence, GroupEvent, GroupMember, OffsetRange, StartAt, Tail, TopicSpec,
 };
