@@ -61,6 +61,10 @@ pub struct EdgeConfig {
     pub max_gap: u64,
     /// The most conversations one connection follows (`too_many_subscriptions` above).
     pub max_subscriptions: usize,
+    /// The most conversations without subscribers the hub remembers (their last seq, customer
+    /// and public message ids); above it, the least recently used are forgotten. Conversations
+    /// with subscribers are never forgotten and do not count.
+    pub hub_idle_conversations: usize,
     /// How long a subscribe waits for the read models to reach what the live tail has seen.
     /// Also how long every `not_found` answer to a subscribe takes, whatever the reason, so
     /// that its timing tells nothing (`subscribe.rs`).
@@ -99,6 +103,7 @@ impl Default for EdgeConfig {
             max_strikes: 50,
             max_gap: 1_000,
             max_subscriptions: 256,
+            hub_idle_conversations: 50_000,
             history_wait: Duration::from_secs(3),
             history_consumer: "projector".to_owned(),
             presence_lease: Duration::from_secs(30),

@@ -19,6 +19,7 @@ mod limits;
 pub mod metrics;
 mod presence;
 pub mod protocol;
+mod recency;
 mod render;
 mod resume;
 mod server;
