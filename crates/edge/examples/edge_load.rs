@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p switchboard-edge --example edge_load -- idle <connections>
 //! cargo run --release -p switchboard-edge --example edge_load -- latency <messages/s> <seconds> [conversations]
+//! cargo run --release -p switchboard-edge --example edge_load -- churn <conversations> [hub bound] [writers]
 //! ```
 //!
 //! `idle` holds N authenticated, idle connections opened by a child process (so that the
@@ -11,6 +12,11 @@
 //! server's RSS beyond its baseline per connection. `latency` posts messages over WebSocket at a
 //! fixed rate, each conversation with a customer sending and an agent subscribed, and prints the
 //! send → deliver latency (send frame written → event read by the agent) percentiles.
+//! `churn` opens, answers and resolves conversations one after another (straight to the
+//! writer, `writers` at a time) while a few watched conversations keep a subscriber each, and
+//! samples the server's RSS and the hub's conversation count every second: with the hub bound
+//! (`hub_idle_conversations`) they stay flat, and every watched subscriber still gets every
+//! message of its conversation in order.
 
 #[path = "../tests/support/keys.rs"]
 mod keys;
@@ -96,6 +102,7 @@ async fn next(ws: &mut Ws) -> Result<Value, Error> {
 
 struct Stack {
     url: String,
+    writer: Arc<Writer>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
@@ -109,6 +116,7 @@ async fn stack(config: EdgeConfig) -> Result<Stack, Error> {
     )?);
     let keys = Arc::new(keys::StoreKeys(store.clone()));
     let writer = Arc::new(Writer::start(log.clone(), keys, WriterConfig::default()).await?);
+    let commands = writer.clone();
     let projector = Projector::new(
         log.clone(),
         store.clone(),
@@ -121,7 +129,7 @@ async fn stack(config: EdgeConfig) -> Result<Stack, Error> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("ws://{}/v1/ws", listener.local_addr()?);
     let deps = EdgeDeps {
-        commands: writer,
+        commands,
         log,
         store,
         verifier: TokenVerifier::hs256(SECRET, "load", "edge")?,
@@ -131,6 +139,7 @@ async fn stack(config: EdgeConfig) -> Result<Stack, Error> {
     tokio::spawn(Edge::new(config, deps).serve(listener, std::future::pending()));
     Ok(Stack {
         url,
+        writer,
         _dirs: (log_dir, store_dir),
     })
 }
@@ -317,6 +326,192 @@ async fn latency(rate: u64, seconds: u64, conversations: usize) -> Result<(), Er
     Ok(())
 }
 
+/// A conversation's life, straight to the writer: opened, answered, resolved.
+async fn one_conversation(writer: &Writer, i: usize) -> Result<(), Error> {
+    use switchboard_events::conversation::{Channel, Priority};
+    use switchboard_events::id::{ClientMsgId, CorrelationId, CustomerId};
+    use switchboard_ingest::ConversationCommand;
+    use switchboard_ingest::api::CommandHandler;
+    use switchboard_ingest::command::{OpenConversation, PostMessage};
+
+    let subject = format!("churn-{i}");
+    let customer = Principal::new(
+        TenantId::new("loadtest")?,
+        Role::Customer,
+        PrincipalId::new(subject.as_str())?,
+    );
+    let correlation = || CorrelationId(uuid::Uuid::now_v7());
+    let open = ConversationCommand::Open(OpenConversation {
+        customer_id: CustomerId::new(subject.as_str())?,
+        channel: Channel::Web,
+        priority: Priority::Normal,
+        team_id: None,
+        required_skills: Vec::new(),
+        vip: false,
+        attributes: Default::default(),
+        customer_name: None,
+        customer_email: None,
+    });
+    let opened = writer
+        .conversation(customer.clone(), None, open, correlation())
+        .await?;
+    let id: switchboard_events::id::ConversationId = opened.stream_id.parse()?;
+    for m in 0..2 {
+        let post = ConversationCommand::PostMessage(PostMessage {
+            client_msg_id: ClientMsgId::new(format!("m{m}"))?,
+            body: "x".repeat(200),
+            attachments: Vec::new(),
+            private_note: false,
+        });
+        writer
+            .conversation(customer.clone(), Some(id.clone()), post, correlation())
+            .await?;
+    }
+    writer
+        .conversation(
+            customer,
+            Some(id),
+            ConversationCommand::Resolve,
+            correlation(),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn churn(total: usize, bound: usize, writers: usize) -> Result<(), Error> {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use switchboard_edge::metrics::{HUB_CONVERSATIONS, HUB_EVICTIONS};
+
+    const WATCHED: usize = 8;
+    let unlimited = Rate {
+        per_second: 1e9,
+        burst: 1e9,
+    };
+    let config = EdgeConfig {
+        connection_rate: unlimited,
+        tenant_rate: unlimited,
+        hub_idle_conversations: bound,
+        ..EdgeConfig::default()
+    };
+    let stack = stack(config).await?;
+    // The watched conversations: a customer who says something every second, an agent
+    // subscribed throughout.
+    let mut watched = Vec::new();
+    for w in 0..WATCHED {
+        let mut customer = connect(
+            &stack.url,
+            source(0),
+            &token(Role::Customer, &format!("watched-{w}")),
+        )
+        .await?;
+        customer
+            .send(Message::text(json!({"type": "open"}).to_string()))
+            .await?;
+        let conversation = loop {
+            let f = next(&mut customer).await?;
+            if f["type"] == "ack" {
+                break f["conversation_id"].as_str().unwrap_or_default().to_owned();
+            }
+        };
+        let mut agent = connect(
+            &stack.url,
+            source(0),
+            &token(Role::Agent, &format!("agent-{w}")),
+        )
+        .await?;
+        agent
+            .send(Message::text(
+                json!({"type": "subscribe", "conversation_id": conversation, "since_seq": 0})
+                    .to_string(),
+            ))
+            .await?;
+        loop {
+            if next(&mut agent).await?["type"] == "subscribed" {
+                break;
+            }
+        }
+        let (write, mut read) = customer.split();
+        tokio::spawn(async move { while read.next().await.is_some() {} });
+        let heard = tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            while let Ok(Ok(frame)) =
+                tokio::time::timeout(Duration::from_secs(10), next(&mut agent)).await
+            {
+                if frame["kind"] == "message_posted" {
+                    seqs.push(frame["seq"].as_u64().unwrap_or(0));
+                }
+            }
+            seqs
+        });
+        watched.push((write, conversation, heard));
+    }
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let claimed = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..writers {
+        let (writer, done, claimed) = (stack.writer.clone(), done.clone(), claimed.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = claimed.fetch_add(1, Relaxed);
+                if i >= total {
+                    return;
+                }
+                if let Err(e) = one_conversation(&writer, i).await {
+                    eprintln!("conversation {i}: {e}");
+                }
+                done.fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut said = 0u64;
+    let mut samples = Vec::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        said += 1;
+        for (write, conversation, _) in &mut watched {
+            let frame = json!({"type": "send", "conversation_id": conversation, "client_msg_id": format!("w{said}"), "body": "still here"});
+            write.send(Message::text(frame.to_string())).await?;
+        }
+        let (finished, rss) = (done.load(Relaxed), rss_kib());
+        let hub = HUB_CONVERSATIONS.load(Relaxed);
+        eprintln!(
+            "t={:.0}s conversations={finished} rss={rss}KiB hub_conversations={hub} hub_evictions={}",
+            started.elapsed().as_secs_f64(),
+            HUB_EVICTIONS.load(Relaxed)
+        );
+        samples.push((finished, rss, hub));
+        if finished >= total {
+            break;
+        }
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let mut intact = 0;
+    for (write, _, heard) in watched {
+        drop(write);
+        let seqs = heard.await?;
+        let in_order = seqs.windows(2).all(|w| w[0] < w[1]);
+        if seqs.len() as u64 == said && in_order {
+            intact += 1;
+        }
+    }
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    let (quarter, half, last) = (at(0.25), at(0.5), at(1.0));
+    let max_rss = samples.iter().map(|s| s.1).max().unwrap_or(0);
+    eprintln!(
+        "churn conversations={total} bound={bound} seconds={:.0} rss_at_25%={}KiB rss_at_50%={}KiB rss_end={}KiB rss_max={max_rss}KiB hub_end={} watched_intact={intact}/{WATCHED}",
+        started.elapsed().as_secs_f64(),
+        quarter.1,
+        half.1,
+        last.1,
+        last.2
+    );
+    Ok(())
+}
+
 fn report(rate: u64, seconds: u64, sent: u64, mut latencies: Vec<u64>) {
     latencies.sort_unstable();
     let at = |q: f64| {
@@ -344,8 +539,12 @@ async fn main() -> Result<(), Error> {
         Some("clients") => clients(args[1].clone(), arg(2, 1000) as usize).await,
         Some("idle") => idle(arg(1, 10_000) as usize).await,
         Some("latency") => latency(arg(1, 1000), arg(2, 10), arg(3, 100) as usize).await,
+        Some("churn") => {
+            let bound = EdgeConfig::default().hub_idle_conversations as u64;
+            churn(arg(1, 100_000) as usize, arg(2, bound) as usize, arg(3, 64) as usize).await
+        }
         _ => Err(
-            "usage: edge_load idle <connections> | latency <messages/s> <seconds> [conversations]"
+            "usage: edge_load idle <connections> | latency <messages/s> <seconds> [conversations] | churn <conversations> [hub bound] [writers]"
                 .into(),
         ),
     }

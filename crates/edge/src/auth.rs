@@ -51,18 +51,42 @@ impl AuthFailure {
     }
 }
 
+/// Who a valid token stands for, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub principal: Principal,
+    /// The token's `exp`, seconds since the Unix epoch: the session ends with it.
+    pub expires_at: u64,
+}
+
 /// Verifies the token, then the Origin against the tenant's allowlist.
 pub fn authenticate(
     verifier: &TokenVerifier,
     config: &EdgeConfig,
     token: &str,
     origin: Option<&str>,
-) -> Result<Principal, AuthFailure> {
+) -> Result<Authenticated, AuthFailure> {
+    let authenticated = verify(verifier, token)?;
+    check_origin(config, authenticated.principal.tenant.as_str(), origin)?;
+    Ok(authenticated)
+}
+
+/// Verifies the token alone: at connect, and for a fresh token during a session.
+pub fn verify(verifier: &TokenVerifier, token: &str) -> Result<Authenticated, AuthFailure> {
     // The error says which check failed in the verifier's Display; the client gets one code,
     // so that it cannot probe which claim was wrong.
     let principal = verifier.verify(token).map_err(|_| AuthFailure::Token)?;
-    check_origin(config, principal.tenant.as_str(), origin)?;
-    Ok(principal)
+    // The verifier checked the signature and `exp`; this reads `exp` back, as it stands.
+    #[derive(serde::Deserialize)]
+    struct Expiry {
+        exp: u64,
+    }
+    let expiry = jsonwebtoken::dangerous::insecure_decode::<Expiry>(token)
+        .map_err(|_| AuthFailure::Token)?;
+    Ok(Authenticated {
+        principal,
+        expires_at: expiry.claims.exp,
+    })
 }
 
 fn check_origin(

@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use switchboard_events::id::{ConversationId, TenantId};
 use switchboard_events::principal::{Principal, Role};
+use switchboard_events::token::now_seconds;
 use switchboard_ingest::api::CommandHandler;
 use switchboard_store::timeline::Audience;
 use tokio::sync::mpsc;
@@ -15,9 +17,10 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::auth;
 use crate::hub::{Handle, Key, Outbound};
+use crate::lanes::Lanes;
 use crate::limits::Bucket;
 use crate::metrics;
-use crate::protocol::{ClientFrame, ServerFrame, VERSION, close};
+use crate::protocol::{ClientFrame, ServerFrame, VERSION, close, reference_of};
 use crate::server::Shared;
 use crate::signals::Signal;
 
@@ -28,12 +31,16 @@ pub(crate) struct Closing(pub u16, pub &'static str);
 pub(crate) struct Session<H> {
     pub shared: Arc<Shared<H>>,
     pub principal: Principal,
+    /// When the token runs out.
+    pub clock: TokenClock,
     pub handle: Handle,
     /// Subscribed conversations and the last seq sent for each: live events at or below it
     /// are duplicates of the gap and dropped.
     pub subscriptions: HashMap<Arc<str>, u64>,
     /// Conversations this connection opened (the customer owns them).
     pub opened: HashSet<ConversationId>,
+    /// Commands in flight, per conversation (`None`: the agent's own), run in order.
+    pub lanes: Lanes<Option<ConversationId>>,
     pub bucket: Bucket,
     pub strikes: u32,
 }
@@ -48,19 +55,20 @@ pub(crate) async fn run<H: CommandHandler>(
 ) {
     metrics::CONNECTIONS_OPENED.fetch_add(1, Ordering::Relaxed);
     metrics::CONNECTIONS_ACTIVE.fetch_add(1, Ordering::Relaxed);
-    let token = match token {
-        Some(token) => Some(token),
+    let (token, reference) = match token {
+        Some(token) => (Some(token), None),
         None => first_frame_token(&mut socket, &shared).await,
     };
-    let principal = token
+    let authenticated = token
         .as_deref()
         .ok_or(auth::AuthFailure::Token)
         .and_then(|t| auth::authenticate(&shared.verifier, &shared.config, t, origin.as_deref()));
-    let ending = match principal {
-        Ok(principal) => serve(&mut socket, shared, principal).await,
+    let ending = match authenticated {
+        Ok(authenticated) => serve(&mut socket, shared, authenticated).await,
         Err(failure) => {
             metrics::AUTH_FAILURES.fetch_add(1, Ordering::Relaxed);
-            let frame = ServerFrame::error(None, failure.code(), failure.to_string());
+            let frame =
+                ServerFrame::error(reference.as_deref(), failure.code(), failure.to_string());
             let _ = socket.send(Message::Text(frame.to_json().into())).await;
             match failure {
                 auth::AuthFailure::Token => Closing(close::UNAUTHENTICATED, "unauthenticated"),
@@ -78,23 +86,65 @@ pub(crate) async fn run<H: CommandHandler>(
     metrics::CONNECTIONS_ACTIVE.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Waits for an `auth` frame as the first frame, within the auth timeout.
-async fn first_frame_token<H>(socket: &mut WebSocket, shared: &Shared<H>) -> Option<String> {
+/// Waits for an `auth` frame as the first frame, within the auth timeout: its token and `ref`.
+async fn first_frame_token<H>(
+    socket: &mut WebSocket,
+    shared: &Shared<H>,
+) -> (Option<String>, Option<String>) {
     let first = tokio::time::timeout(shared.config.auth_timeout, socket.recv()).await;
     let Ok(Some(Ok(Message::Text(text)))) = first else {
-        return None;
+        return (None, None);
     };
     match serde_json::from_str::<ClientFrame>(&text) {
-        Ok(ClientFrame::Auth { token, v }) if v.unwrap_or(VERSION) == VERSION => Some(token),
-        _ => None,
+        Ok(ClientFrame::Auth {
+            token,
+            v,
+            reference,
+        }) if v.unwrap_or(VERSION) == VERSION => (Some(token), reference),
+        _ => (None, reference_of(&text)),
+    }
+}
+
+/// When the session's token runs out: `reauth_required` at its expiry, the close one grace
+/// later, unless a fresh token came meanwhile.
+#[derive(Debug)]
+pub(crate) struct TokenClock {
+    expires: Instant,
+    asked: bool,
+}
+
+/// The longest a session runs before it is asked for a fresh token, whatever its `exp`.
+const MAX_SESSION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl TokenClock {
+    /// From a token's `exp` (seconds since the Unix epoch, against the system clock) to the
+    /// runtime's clock, which tests pause.
+    pub fn new(expires_at: u64) -> Self {
+        let left = Duration::from_secs(expires_at.saturating_sub(now_seconds())).min(MAX_SESSION);
+        Self {
+            expires: Instant::now() + left,
+            asked: false,
+        }
+    }
+
+    fn next(&self, grace: Duration) -> Instant {
+        if self.asked {
+            self.expires + grace
+        } else {
+            self.expires
+        }
     }
 }
 
 async fn serve<H: CommandHandler>(
     socket: &mut WebSocket,
     shared: Arc<Shared<H>>,
-    principal: Principal,
+    authenticated: auth::Authenticated,
 ) -> Closing {
+    let auth::Authenticated {
+        principal,
+        expires_at,
+    } = authenticated;
     let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
     let (handle, mut rx, cut) = Handle::new(id, shared.config.send_queue);
     let welcome = ServerFrame::Welcome {
@@ -118,9 +168,11 @@ async fn serve<H: CommandHandler>(
         bucket: Bucket::new(shared.config.connection_rate),
         shared: shared.clone(),
         principal,
+        clock: TokenClock::new(expires_at),
         handle,
         subscriptions: HashMap::new(),
         opened: HashSet::new(),
+        lanes: Lanes::default(),
         strikes: 0,
     };
     let closing = session.run(socket, &mut rx, &cut).await;
@@ -156,6 +208,15 @@ impl<H: CommandHandler> Session<H> {
                     return Closing(close::GOING_AWAY, "server draining");
                 }
                 _ = sleep_until(idle_deadline) => return Closing(close::IDLE_TIMEOUT, "idle timeout"),
+                _ = sleep_until(self.clock.next(config.reauth_grace)) => {
+                    if self.clock.asked {
+                        return Closing(close::UNAUTHENTICATED, "token expired");
+                    }
+                    self.clock.asked = true;
+                    self.handle.frame(&ServerFrame::ReauthRequired {
+                        within_ms: config.reauth_grace.as_millis() as u64,
+                    });
+                }
                 received = socket.recv() => {
                     idle_deadline = Instant::now() + config.idle_timeout;
                     match received {

@@ -8,16 +8,17 @@ use axum::extract::ws::{Utf8Bytes, WebSocket};
 use switchboard_events::Seq;
 use switchboard_events::agent::AgentStatus;
 use switchboard_events::conversation::{Channel, Priority};
-use switchboard_events::id::{AgentId, ClientMsgId, CorrelationId, CustomerId};
+use switchboard_events::id::{AgentId, ClientMsgId, ConversationId, CorrelationId, CustomerId};
 use switchboard_events::principal::Role;
 use switchboard_ingest::api::{Ack, CommandHandler};
 use switchboard_ingest::command::{OpenConversation, PostMessage};
 use switchboard_ingest::{AgentCommand, CommandError, ConversationCommand};
 
-use crate::conn::{Closing, Session, role_name};
+use crate::auth;
+use crate::conn::{Closing, Session, TokenClock, role_name};
 use crate::hub::Handle;
 use crate::metrics;
-use crate::protocol::{ClientFrame, ServerFrame, close};
+use crate::protocol::{ClientFrame, ServerFrame, close, reference_of};
 use crate::signals::Signal;
 
 impl<H: CommandHandler> Session<H> {
@@ -34,8 +35,12 @@ impl<H: CommandHandler> Session<H> {
                 text.len(),
                 config.max_frame_bytes
             );
-            self.handle
-                .frame(&ServerFrame::error(None, "frame_too_large", message));
+            let reference = reference_of(&text);
+            self.handle.frame(&ServerFrame::error(
+                reference.as_deref(),
+                "frame_too_large",
+                message,
+            ));
             return self.strike();
         }
         let limited = self.bucket.take().and_then(|()| {
@@ -46,7 +51,7 @@ impl<H: CommandHandler> Session<H> {
         if let Err(retry_after_ms) = limited {
             metrics::RATE_LIMITED.fetch_add(1, Ordering::Relaxed);
             self.handle.frame(&ServerFrame::Error {
-                reference: None,
+                reference: reference_of(&text),
                 code: "rate_limited".into(),
                 message: "too many frames: slow down".into(),
                 retry_after_ms: Some(retry_after_ms),
@@ -57,7 +62,7 @@ impl<H: CommandHandler> Session<H> {
             Ok(frame) => frame,
             Err(error) => {
                 self.handle.frame(&ServerFrame::error(
-                    None,
+                    reference_of(&text).as_deref(),
                     "bad_frame",
                     format!("unreadable frame: {error}"),
                 ));
@@ -79,9 +84,7 @@ impl<H: CommandHandler> Session<H> {
         let reference = frame.reference().map(str::to_owned);
         let p = self.principal.clone();
         match frame {
-            ClientFrame::Auth { .. } => {
-                self.refuse(reference, "bad_frame", "already authenticated")
-            }
+            ClientFrame::Auth { token, .. } => self.reauthenticate(reference, &token),
             ClientFrame::Ping { reference } => self.handle.frame(&ServerFrame::Pong { reference }),
             ClientFrame::Open { channel, .. } => {
                 if p.role != Role::Customer {
@@ -221,6 +224,7 @@ impl<H: CommandHandler> Session<H> {
             ClientFrame::Typing {
                 conversation_id,
                 active,
+                ..
             } => {
                 if !self.subscriptions.contains_key(conversation_id.as_str()) {
                     return self.refuse(reference, "not_subscribed", "subscribe before typing");
@@ -252,7 +256,7 @@ impl<H: CommandHandler> Session<H> {
                 };
                 let commands = self.shared.commands.clone();
                 let handle = self.handle.clone();
-                tokio::spawn(async move {
+                self.lanes.spawn(None, async move {
                     let result = commands
                         .agent(p, agent, AgentCommand::SetStatus { status }, correlation())
                         .await;
@@ -262,25 +266,43 @@ impl<H: CommandHandler> Session<H> {
         }
     }
 
-    /// Runs a conversation command off the connection loop; the ack comes through the queue.
+    /// Runs a conversation command off the connection loop, after the commands sent before it
+    /// to the same conversation (`lanes.rs`); the ack comes through the queue.
     fn command(
-        &self,
+        &mut self,
         reference: Option<String>,
         conversation_id: String,
         command: ConversationCommand,
     ) {
-        let Ok(id) = conversation_id.parse() else {
+        let Ok(id) = conversation_id.parse::<ConversationId>() else {
             return self.refuse(reference, "not_found", "conversation not found");
         };
         let commands = self.shared.commands.clone();
         let handle = self.handle.clone();
         let principal = self.principal.clone();
-        tokio::spawn(async move {
+        self.lanes.spawn(Some(id.clone()), async move {
             let result = commands
                 .conversation(principal, Some(id), command, correlation())
                 .await;
             answer(&handle, reference, result);
         });
+    }
+
+    /// A fresh token for the same principal extends the session to its expiry. Any other
+    /// token gets the one answer every token failure gets, and the session keeps its old end.
+    fn reauthenticate(&mut self, reference: Option<String>, token: &str) {
+        match auth::verify(&self.shared.verifier, token) {
+            Ok(fresh) if fresh.principal == self.principal => {
+                self.clock = TokenClock::new(fresh.expires_at);
+                self.handle
+                    .frame(&ServerFrame::Reauthenticated { reference });
+            }
+            _ => {
+                metrics::AUTH_FAILURES.fetch_add(1, Ordering::Relaxed);
+                let failure = auth::AuthFailure::Token;
+                self.refuse(reference, failure.code(), failure.to_string());
+            }
+        }
     }
 
     pub(crate) fn refuse(&self, reference: Option<String>, code: &str, message: impl Into<String>) {

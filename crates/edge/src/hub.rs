@@ -5,7 +5,14 @@
 //! The hub also remembers, per conversation it has seen, the last seq it delivered, and per
 //! partition the offset of the next record it will deliver: the resume protocol (`resume.md`)
 //! uses them as the seam between history and live.
+//!
+//! What it remembers of conversations without subscribers is bounded: past
+//! `hub_idle_conversations`, the least recently used are forgotten (`recency.rs`). A
+//! conversation with subscribers is never forgotten. Resume does not depend on what the hub
+//! remembers (the seam is the position), so a forgotten conversation resumes like one the hub
+//! never saw (`resume.md` § Bounds).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,7 +28,8 @@ use switchboard_store::timeline::Audience;
 use tokio::sync::{Notify, mpsc};
 
 use crate::protocol::ServerFrame;
-use crate::render;
+use crate::recency::Recency;
+use crate::{metrics, render};
 
 /// A conversation, scoped by tenant: a connection only ever keys by its own tenant.
 pub type Key = (TenantId, ConversationId);
@@ -90,6 +98,44 @@ struct Index {
     /// Per partition of the conversation topic, the offset of the next record the hub
     /// delivers: every record below it reached the subscribers registered at the time.
     positions: Vec<u64>,
+    /// The conversations without subscribers, least recently used first.
+    idle: Recency<Key>,
+    /// The most of them kept.
+    idle_bound: usize,
+}
+
+impl Index {
+    /// The conversation, remembered from now on if it was not.
+    fn conversation(&mut self, key: Key) -> &mut Conversation {
+        match self.conversations.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                metrics::HUB_CONVERSATIONS.fetch_add(1, Ordering::Relaxed);
+                entry.insert(Conversation::default())
+            }
+        }
+    }
+
+    /// Marks a conversation used; without subscribers it joins (or moves up) the idle ones,
+    /// and the least recently used beyond the bound are forgotten.
+    fn used(&mut self, key: &Key) {
+        let Some(c) = self.conversations.get_mut(key) else {
+            return;
+        };
+        if !c.subscribers.is_empty() {
+            return;
+        }
+        self.idle.touch(&mut c.idle, || key.clone());
+        while self.idle.len() > self.idle_bound {
+            let Some(oldest) = self.idle.pop_oldest() else {
+                break;
+            };
+            if self.conversations.remove(&oldest).is_some() {
+                metrics::HUB_CONVERSATIONS.fetch_sub(1, Ordering::Relaxed);
+                metrics::HUB_EVICTIONS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +145,8 @@ struct Conversation {
     /// Messages customers may see: their edits and redactions reach customers, others not.
     public: HashSet<MessageId>,
     subscribers: Vec<Subscriber>,
+    /// Its place among the idle conversations, while it has no subscribers.
+    idle: Option<u64>,
 }
 
 /// The subscriber index.
@@ -129,9 +177,13 @@ pub struct Registered {
 }
 
 impl Hub {
-    pub fn new(keys: Arc<dyn KeyProvider>) -> Self {
+    /// A hub that remembers at most `idle_bound` conversations without subscribers.
+    pub fn new(keys: Arc<dyn KeyProvider>, idle_bound: usize) -> Self {
         Self {
-            conversations: Mutex::new(Index::default()),
+            conversations: Mutex::new(Index {
+                idle_bound,
+                ..Index::default()
+            }),
             staff: Mutex::new(HashMap::new()),
             keys,
             delivered: AtomicU64::new(0),
@@ -152,20 +204,25 @@ impl Hub {
             let partition = partition_for_key(key.1.as_str().as_bytes(), partitions);
             (partition, index.positions[partition as usize])
         });
-        let c = index.conversations.entry(key).or_default();
+        let c = index.conversation(key);
+        let mut idle = c.idle.take();
         c.subscribers.retain(|s| s.handle.id != handle.id);
         c.subscribers.push(Subscriber { handle, audience });
-        Registered {
+        let registered = Registered {
             live_after: c.last_seq,
             live_from,
             customer: c.customer.clone(),
-        }
+        };
+        // Subscribed: never forgotten while it is.
+        index.idle.remove(&mut idle);
+        registered
     }
 
     pub fn unsubscribe(&self, key: &Key, connection: u64) {
         let mut index = self.lock();
         if let Some(c) = index.conversations.get_mut(key) {
             c.subscribers.retain(|s| s.handle.id != connection);
+            index.used(key);
         }
     }
 
@@ -246,7 +303,7 @@ impl Hub {
                 *position = (*position).max(offset + 1);
             }
             let key = (envelope.tenant_id.clone(), envelope.conversation_id.clone());
-            let c = index.conversations.entry(key).or_default();
+            let c = index.conversation(key.clone());
             if seq <= c.last_seq {
                 return; // a redelivery: every subscriber has it already
             }
@@ -265,10 +322,13 @@ impl Hub {
                 }
                 _ => {}
             }
-            c.subscribers
+            let targets = c
+                .subscribers
                 .iter()
                 .map(|s| (s.handle.clone(), s.audience))
-                .collect()
+                .collect();
+            index.used(&key);
+            targets
         };
         if targets.is_empty() {
             return;

@@ -8,6 +8,9 @@ pub static CONNECTIONS_ACTIVE: AtomicU64 = AtomicU64::new(0);
 pub static SLOW_CONSUMERS: AtomicU64 = AtomicU64::new(0);
 pub static RATE_LIMITED: AtomicU64 = AtomicU64::new(0);
 pub static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// Conversations the hub remembers (with subscribers or idle), and those it forgot for its bound.
+pub static HUB_CONVERSATIONS: AtomicU64 = AtomicU64::new(0);
+pub static HUB_EVICTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// The Prometheus text of the counters.
 pub fn render() -> String {
@@ -32,6 +35,14 @@ pub fn render() -> String {
         (
             "switchboard_edge_auth_failures_total",
             AUTH_FAILURES.load(Relaxed),
+        ),
+        (
+            "switchboard_edge_hub_conversations",
+            HUB_CONVERSATIONS.load(Relaxed),
+        ),
+        (
+            "switchboard_edge_hub_evictions_total",
+            HUB_EVICTIONS.load(Relaxed),
         ),
     ];
     rows.iter()

@@ -23,7 +23,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The server failed; reconnect with backoff.
     pub const INTERNAL: u16 = 1011;
-    /// No valid token: missing, malformed, expired, wrong issuer/audience/key/algorithm.
+    /// No valid token: missing, malformed, expired, wrong issuer/audience/key/algorithm; or
+    /// the session's token expired and no fresh one came within the grace after
+    /// `reauth_required`.
     pub const UNAUTHENTICATED: u16 = 4001;
     /// The Origin is not on the tenant's allowlist, or the role may not connect.
     pub const FORBIDDEN: u16 = 4003;
@@ -39,8 +41,11 @@ pub mod close {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
-    /// The token, when the client cannot set `Sec-WebSocket-Protocol`. First frame only.
+    /// The token, when the client cannot set `Sec-WebSocket-Protocol` (first frame); later,
+    /// a fresh token for the same principal, which extends the session.
     Auth {
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
         token: String,
         #[serde(default)]
         v: Option<u32>,
@@ -84,6 +89,8 @@ pub enum ClientFrame {
     },
     /// Typing indicator: ephemeral, never stored.
     Typing {
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
         conversation_id: String,
         #[serde(default = "yes")]
         active: bool,
@@ -137,7 +144,9 @@ impl ClientFrame {
     /// The client's correlation reference, echoed by the answer.
     pub fn reference(&self) -> Option<&str> {
         match self {
-            Self::Open { reference, .. }
+            Self::Auth { reference, .. }
+            | Self::Typing { reference, .. }
+            | Self::Open { reference, .. }
             | Self::Subscribe { reference, .. }
             | Self::Unsubscribe { reference, .. }
             | Self::Send { reference, .. }
@@ -146,9 +155,20 @@ impl ClientFrame {
             | Self::Take { reference, .. }
             | Self::Resolve { reference, .. }
             | Self::Ping { reference } => reference.as_deref(),
-            Self::Auth { .. } | Self::Typing { .. } => None,
         }
     }
+}
+
+/// The `ref` of a frame that did not parse as a [`ClientFrame`] (unknown field, wrong
+/// type) or was refused before parsing (too large, rate limited): a lenient read of the one
+/// field, so that every error frame echoes the `ref` of the frame it answers.
+pub fn reference_of(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Referenced {
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+    }
+    serde_json::from_str::<Referenced>(text).ok()?.reference
 }
 
 /// What the server sends (events are rendered by [`crate::render`]).
@@ -220,6 +240,16 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         retry_after_ms: Option<u64>,
     },
+    /// The session's token has expired: send a fresh one in an `auth` frame within
+    /// `within_ms`, or the socket closes with 4001.
+    ReauthRequired {
+        within_ms: u64,
+    },
+    /// A fresh token was accepted: the session now lasts until it expires.
+    Reauthenticated {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
     /// The server drains: reconnect (elsewhere) after the delay; the socket closes with 1001.
     Goaway {
         reason: String,
@@ -278,6 +308,20 @@ mod tests {
         assert!(matches!(f, ClientFrame::Typing { active: true, .. }));
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"ping","x":1}"#).is_err());
         assert!(serde_json::from_str::<ClientFrame>(r#"{"type":"launch"}"#).is_err());
+    }
+
+    #[test]
+    fn the_ref_of_a_refused_frame_is_read_leniently() {
+        assert_eq!(
+            reference_of(r#"{"type":"ping","ref":"r1","x":1}"#).as_deref(),
+            Some("r1")
+        );
+        assert_eq!(
+            reference_of(r#"{"type":"launch","ref":"r2"}"#).as_deref(),
+            Some("r2")
+        );
+        assert_eq!(reference_of(r#"{"type":"ping","ref":7}"#), None);
+        assert_eq!(reference_of("not json"), None);
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl<H: CommandHandler> Edge<H> {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), EdgeError> {
         let Self { config, deps } = self;
-        let hub = Arc::new(Hub::new(deps.store.clone()));
+        let hub = Arc::new(Hub::new(deps.store.clone(), config.hub_idle_conversations));
         hub.follow(deps.log.clone()).await?;
         tokio::spawn(presence::dispatch(
             hub.clone(),

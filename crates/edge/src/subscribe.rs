@@ -1,18 +1,17 @@
 //! Subscribe: who may read a conversation, and the gap before live delivery (`resume.md`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::WebSocket;
 use switchboard_events::principal::Role;
 use switchboard_ingest::api::CommandHandler;
 use switchboard_store::timeline::Audience;
+use tokio::time::Instant;
 
 use crate::conn::{Session, send_text};
 use crate::protocol::ServerFrame;
 use crate::resume::{Gap, Seam, read_gap};
-
-/// The most conversations one connection follows.
-const MAX_SUBSCRIPTIONS: usize = 256;
 
 impl<H: CommandHandler> Session<H> {
     pub(crate) async fn subscribe(
@@ -22,20 +21,23 @@ impl<H: CommandHandler> Session<H> {
         conversation_id: String,
         since: u64,
     ) {
+        // Every `not_found` answers at this deadline, whatever the reason (`may_read`).
+        let deadline = Instant::now() + self.shared.config.history_wait;
         let Some(key) = self.key(&conversation_id) else {
-            return self.refuse(reference, "not_found", "conversation not found");
+            return self.not_found(reference, deadline).await;
         };
-        if self.subscriptions.len() >= MAX_SUBSCRIPTIONS
+        let most = self.shared.config.max_subscriptions;
+        if self.subscriptions.len() >= most
             && !self.subscriptions.contains_key(conversation_id.as_str())
         {
             return self.refuse(
                 reference,
                 "too_many_subscriptions",
-                format!("at most {MAX_SUBSCRIPTIONS} conversations per connection"),
+                format!("at most {most} conversations per connection"),
             );
         }
-        if !self.may_read(&key).await {
-            return self.refuse(reference, "not_found", "conversation not found");
+        if !self.may_read(&key, deadline).await {
+            return self.not_found(reference, deadline).await;
         }
         let audience = self.audience();
         let registered = self
@@ -101,16 +103,23 @@ impl<H: CommandHandler> Session<H> {
         }
     }
 
+    async fn not_found(&self, reference: Option<String>, deadline: Instant) {
+        tokio::time::sleep_until(deadline).await;
+        self.refuse(reference, "not_found", "conversation not found");
+    }
+
     /// Staff read any conversation of their tenant; customers only their own. A conversation of
     /// another tenant is keyed by this tenant, so it is simply not found. A conversation the
-    /// read models do not know yet (just opened elsewhere) is waited for, within the history
-    /// wait.
-    async fn may_read(&self, key: &crate::hub::Key) -> bool {
+    /// read models do not know yet (just opened elsewhere) is waited for, until `deadline`.
+    ///
+    /// A refusal must not tell, by when it comes, which of these it is: a missing id (waited
+    /// for until the deadline), another tenant's (the same), another customer's (known at
+    /// once). So the caller answers every refusal at the deadline, never earlier.
+    async fn may_read(&self, key: &crate::hub::Key, deadline: Instant) -> bool {
         if self.opened.contains(&key.1) {
             return true;
         }
-        let deadline = tokio::time::Instant::now() + self.shared.config.history_wait;
-        let mut backoff = std::time::Duration::from_millis(2);
+        let mut backoff = Duration::from_millis(2);
         let customer = loop {
             if let Some(customer) = self.shared.hub.customer(key) {
                 break customer;
@@ -118,11 +127,12 @@ impl<H: CommandHandler> Session<H> {
             if let Ok(Some(summary)) = self.shared.store.conversation(&key.0, &key.1).await {
                 break summary.customer;
             }
-            if tokio::time::Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return false;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(std::time::Duration::from_millis(100));
+            tokio::time::sleep(backoff.min(deadline - now)).await;
+            backoff = (backoff * 2).min(Duration::from_millis(100));
         };
         match self.audience() {
             Audience::Staff => self.principal.role != Role::Service,

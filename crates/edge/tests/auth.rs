@@ -1,7 +1,10 @@
 //! Who may connect: every kind of bad token is refused with the same answer and close 4001,
-//! a foreign Origin with 4003, and the server keeps serving good clients meanwhile.
+//! a foreign Origin with 4003, and the server keeps serving good clients meanwhile. A session
+//! ends with its token, unless the client sends a fresh one in time.
 
 mod support;
+
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
@@ -166,4 +169,69 @@ async fn the_origin_must_be_on_the_tenants_allowlist() {
             other => panic!("{origin}: {other:?}"),
         }
     }
+}
+
+/// A token of `principal` that expires `seconds` from now.
+fn expiring(principal: &switchboard_events::principal::Principal, seconds: u64) -> String {
+    TokenIssuer::hs256(SECRET, ISSUER, AUDIENCE)
+        .issue(principal, now_seconds() + seconds)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_session_whose_token_expires_must_send_a_fresh_one_or_is_closed_with_4001() {
+    let backends = Backends::embedded().await;
+    let config = EdgeConfig {
+        heartbeat: Duration::from_secs(3600),
+        idle_timeout: Duration::from_secs(3600),
+        reauth_grace: Duration::from_secs(30),
+        ..EdgeConfig::default()
+    };
+    let edge = edge(&backends, config).await;
+    let customer = principal("acme", Role::Customer, "cust-1");
+    let mut renewing = connect_with(&edge.url(), &expiring(&customer, 60), false, None)
+        .await
+        .client();
+    let mut lapsing = connect_with(&edge.url(), &expiring(&customer, 60), true, None)
+        .await
+        .client();
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
+
+    let asked = renewing.expect_untimed("reauth_required").await;
+    assert_eq!(asked["within_ms"], 30_000);
+    let at = started.elapsed();
+    assert!(
+        at >= Duration::from_secs(58) && at <= Duration::from_secs(60),
+        "asked at the token's expiry, not {at:?}"
+    );
+    // Someone else's token does not renew the session, and the answer says nothing more.
+    let other = token(&principal("acme", Role::Customer, "cust-2"));
+    renewing
+        .send(json!({"type": "auth", "ref": "wrong", "token": other}))
+        .await;
+    let refused = renewing.expect_untimed("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["ref"].as_str()),
+        (Some("unauthenticated"), Some("wrong"))
+    );
+    assert_eq!(refused["message"], "invalid token");
+    renewing
+        .send(json!({"type": "auth", "ref": "fresh", "token": token(&customer)}))
+        .await;
+    assert_eq!(
+        renewing.expect_untimed("reauthenticated").await["ref"],
+        "fresh"
+    );
+
+    lapsing.expect_untimed("reauth_required").await;
+    assert_eq!(lapsing.closed_untimed().await, Some(4001));
+    assert!(
+        started.elapsed() >= Duration::from_secs(88),
+        "closed after the grace"
+    );
+
+    // The renewed session outlives both the old token and its grace.
+    renewing.send(json!({"type": "ping", "ref": "still"})).await;
+    assert_eq!(renewing.expect_untimed("pong").await["ref"], "still");
 }

@@ -131,3 +131,55 @@ async fn every_frame_type_is_authorized_by_tenant_and_role() {
         }
     }
 }
+
+/// Current-thread and paused once the stack is up, so that the clock moves only by timers:
+/// the time a refusal takes is then exact.
+#[tokio::test]
+async fn a_refused_subscribe_takes_the_same_time_whatever_the_reason() {
+    let (_backends, edge) = stack().await;
+    let url = edge.url();
+    let mut owner = who(&url, "acme", Role::Customer, "cust-1").await;
+    let c = owner.open().await;
+    // Just opened on another connection: the owner finds it at once.
+    let mut owner_elsewhere = who(&url, "acme", Role::Customer, "cust-1").await;
+    let subscribe = |conversation: &str| json!({"type": "subscribe", "conversation_id": conversation, "since_seq": 0});
+    assert_eq!(
+        code(&answer(&mut owner_elsewhere, subscribe(&c)).await),
+        "ok"
+    );
+    let mut other_customer = who(&url, "acme", Role::Customer, "cust-2").await;
+    let mut foreign_customer = who(&url, "globex", Role::Customer, "cust-1").await;
+    let mut foreign_agent = who(&url, "globex", Role::Agent, "agent-1").await;
+    let mut agent = who(&url, "acme", Role::Agent, "agent-1").await;
+    let mut supervisor = who(&url, "acme", Role::Supervisor, "sup-1").await;
+
+    tokio::time::pause();
+    let wait = switchboard_edge::EdgeConfig::default().history_wait;
+    let missing = "c-0192f0c4-4a3b-7a9e-8f00-000000000000";
+    let cases = [
+        ("another customer's", &mut other_customer, c.as_str()),
+        (
+            "another tenant's, as its customer",
+            &mut foreign_customer,
+            c.as_str(),
+        ),
+        (
+            "another tenant's, as its agent",
+            &mut foreign_agent,
+            c.as_str(),
+        ),
+        ("a missing one, as a customer", &mut owner, missing),
+        ("a missing one, as an agent", &mut agent, missing),
+        ("an unreadable id", &mut supervisor, "not an id"),
+    ];
+    for (case, client, conversation) in cases {
+        let started = tokio::time::Instant::now();
+        let refused = answer(client, subscribe(conversation)).await;
+        let took = started.elapsed();
+        assert_eq!(code(&refused), "not_found", "{case}");
+        assert!(
+            took >= wait && took <= wait + std::time::Duration::from_millis(5),
+            "{case}: answered after {took:?}, not after {wait:?}"
+        );
+    }
+}

@@ -87,6 +87,20 @@ pub async fn connect_with(
     }
 }
 
+/// The handshake alone (v1, no token): the next frame the client sends is its first.
+pub async fn connect_bare(url: &str) -> Client {
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static("switchboard.v1"),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    Client {
+        ws,
+        pending: Default::default(),
+    }
+}
+
 pub async fn connect(url: &str, token: &str) -> Client {
     connect_with(url, token, false, None).await.client()
 }
@@ -151,6 +165,29 @@ impl Client {
             match self.next_frame().await {
                 Ok(_) => continue,
                 Err(code) => return code,
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, however long it takes (for paused-time tests); frames of
+    /// other kinds are dropped.
+    pub async fn expect_untimed(&mut self, kind: &str) -> Value {
+        if let Some(i) = self.pending.iter().position(|f| f["type"] == kind) {
+            return self.pending.remove(i).unwrap();
+        }
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let frame: Value = serde_json::from_str(&text).unwrap();
+                    if frame["type"] == kind {
+                        return frame;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    panic!("closed with {frame:?} waiting for {kind}")
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => panic!("closed waiting for {kind}"),
             }
         }
     }
