@@ -24,6 +24,7 @@ pub mod id;
 pub mod partition;
 pub mod personal;
 pub mod principal;
+pub mod rate;
 pub mod registry;
 pub mod status;
 pub mod token;

@@ -45,6 +45,16 @@ pub enum CommandError {
     FailedPrecondition(String),
     #[error("we are very busy, please try again later")]
     Overloaded,
+    /// The principal sent more commands than its rate allows.
+    #[error("too many requests: try again in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    /// The customer already has as many conversations open (or waiting) as the tenant allows.
+    #[error("the customer already has {count} {which} conversations, the limit is {max}")]
+    TooManyOpenConversations {
+        which: &'static str,
+        count: usize,
+        max: usize,
+    },
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
     #[error("conversation is owned by another ingest instance")]
@@ -67,6 +77,8 @@ impl CommandError {
             Self::CustomerErased => "customer_erased",
             Self::FailedPrecondition(_) => "failed_precondition",
             Self::Overloaded => "overloaded",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::TooManyOpenConversations { .. } => "too_many_open_conversations",
             Self::Unavailable(_) => "unavailable",
             Self::NotOwner { .. } => "not_owner",
             Self::Internal(_) => "internal",
@@ -85,7 +97,20 @@ impl CommandError {
 
     /// Whether the same command may succeed if sent again unchanged.
     pub fn retriable(&self) -> bool {
-        self.domain() == ErrorDomain::External
+        self.domain() == ErrorDomain::External || matches!(self, Self::RateLimited { .. })
+    }
+
+    /// How long a client should wait before sending the command again, when waiting helps.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::RateLimited { retry_after_ms } => {
+                Some(std::time::Duration::from_millis(*retry_after_ms))
+            }
+            Self::Overloaded | Self::Unavailable(_) | Self::NotOwner { .. } => {
+                Some(std::time::Duration::from_secs(1))
+            }
+            _ => None,
+        }
     }
 
     /// How the error reads over HTTP and gRPC.
@@ -99,10 +124,21 @@ impl CommandError {
             Self::ConversationResolved | Self::CustomerErased | Self::FailedPrecondition(_) => {
                 StatusKind::FailedPrecondition
             }
+            Self::RateLimited { .. } | Self::TooManyOpenConversations { .. } => {
+                StatusKind::RateLimited
+            }
             Self::Overloaded | Self::Unavailable(_) | Self::NotOwner { .. } => {
                 StatusKind::Unavailable
             }
             Self::Internal(_) => StatusKind::Internal,
+        }
+    }
+
+    /// Refused by a rate limit; a token is there again after `wait`.
+    pub(crate) fn rate_limited(wait: std::time::Duration) -> Self {
+        let ms = wait.as_nanos().div_ceil(1_000_000);
+        Self::RateLimited {
+            retry_after_ms: u64::try_from(ms).unwrap_or(u64::MAX),
         }
     }
 

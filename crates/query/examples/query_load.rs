@@ -73,7 +73,15 @@ fn main() {
         if !cached {
             cache.page_bytes = 0;
         }
-        let service = Arc::new(QueryService::new(store, support::verifier(), &cache));
+        // One agent token drives every request: its read rate must not be what is measured.
+        let unlimited = switchboard_events::rate::Rate::new(1e12, 1e12);
+        let limits = switchboard_query::access::ReadLimits {
+            staff: unlimited,
+            ..Default::default()
+        };
+        let service = Arc::new(
+            QueryService::new(store, support::verifier(), &cache).with_read_limits(limits),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {

@@ -11,9 +11,18 @@
 //!
 //! Supervisors export (they answer data requests); only auditors and services replay and
 //! verify, the audit trail's own operations.
+//!
+//! Every principal (tenant, role, subject) reads at a rate set by its role ([`ReadLimits`]):
+//! a read over it is refused `rate_limited` (HTTP 429, gRPC `RESOURCE_EXHAUSTED`) with the
+//! time until the principal's bucket has a token again. The buckets are this instance's.
 
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
 use switchboard_events::id::AgentId;
 use switchboard_events::principal::{Principal, Role};
+use switchboard_events::rate::{Rate, RateLimiter};
 use switchboard_events::token::TokenVerifier;
 use switchboard_store::conversation::ConversationSummary;
 use switchboard_store::timeline::Audience;
@@ -38,6 +47,60 @@ pub fn authenticate(
     header: Option<&[u8]>,
 ) -> Result<Principal, QueryError> {
     Ok(verifier.verify(bearer(header)?)?)
+}
+
+/// The read rates per principal, by role.
+#[derive(Clone, Copy, PartialEq, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadLimits {
+    /// Each customer (a widget paging its history). Default: 10 per second, bursts of 50.
+    pub customer: Rate,
+    /// Each agent, supervisor and auditor. Default: 50 per second, bursts of 200.
+    pub staff: Rate,
+    /// Each service. Default: 2,000 per second, bursts of 5,000.
+    pub service: Rate,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            customer: Rate::new(10.0, 50.0),
+            staff: Rate::new(50.0, 200.0),
+            service: Rate::new(2_000.0, 5_000.0),
+        }
+    }
+}
+
+/// The read buckets of every principal on this instance.
+#[derive(Debug, Default)]
+pub struct ReadRates {
+    limits: ReadLimits,
+    buckets: Mutex<RateLimiter<Principal>>,
+}
+
+impl ReadRates {
+    pub fn new(limits: ReadLimits) -> Self {
+        Self {
+            limits,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes a token for one read by `who`.
+    pub fn take(&self, who: &Principal, now: Instant) -> Result<(), QueryError> {
+        let rate = match who.role {
+            Role::Customer => self.limits.customer,
+            Role::Agent | Role::Supervisor | Role::Auditor => self.limits.staff,
+            Role::Service => self.limits.service,
+        };
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        buckets.take(who, rate, now).map_err(|wait| {
+            let ms = wait.as_nanos().div_ceil(1_000_000);
+            QueryError::RateLimited {
+                retry_after_ms: u64::try_from(ms).unwrap_or(u64::MAX),
+            }
+        })
+    }
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -149,5 +212,32 @@ mod tests {
             Audience::Customer
         );
         assert_eq!(audience(&principal(Role::Auditor, "a")), Audience::Staff);
+    }
+
+    #[test]
+    fn each_principal_reads_at_the_rate_of_its_role() {
+        let rates = ReadRates::new(ReadLimits {
+            customer: Rate::new(1.0, 2.0),
+            staff: Rate::new(1.0, 3.0),
+            ..ReadLimits::default()
+        });
+        let now = Instant::now();
+        let (customer, agent) = (principal(Role::Customer, "c"), principal(Role::Agent, "a"));
+        for _ in 0..2 {
+            rates.take(&customer, now).unwrap();
+        }
+        let refused = rates.take(&customer, now).unwrap_err();
+        assert_eq!(refused.code(), "rate_limited");
+        assert_eq!(
+            refused.to_string(),
+            "too many requests: try again in 1000 ms"
+        );
+        for _ in 0..3 {
+            rates.take(&agent, now).unwrap();
+        }
+        assert!(rates.take(&agent, now).is_err());
+        assert!(rates.take(&principal(Role::Customer, "d"), now).is_ok());
+        let later = now + std::time::Duration::from_secs(1);
+        assert!(rates.take(&customer, later).is_ok(), "a token a second");
     }
 }

@@ -24,6 +24,9 @@ pub enum QueryError {
     NotFound { what: &'static str },
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The principal read more than its rate allows.
+    #[error("too many requests: try again in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
     #[error("{0} is unavailable")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -37,6 +40,7 @@ impl QueryError {
             Self::Forbidden { .. } => StatusKind::Forbidden,
             Self::NotFound { .. } => StatusKind::NotFound,
             Self::Invalid(_) => StatusKind::InvalidArgument,
+            Self::RateLimited { .. } => StatusKind::RateLimited,
             Self::Unavailable(_) => StatusKind::Unavailable,
             Self::Internal(_) => StatusKind::Internal,
         }
@@ -49,8 +53,19 @@ impl QueryError {
             Self::Forbidden { .. } => "forbidden",
             Self::NotFound { .. } => "not_found",
             Self::Invalid(_) => "invalid_argument",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
+        }
+    }
+
+    /// How long to wait before asking again, when waiting helps.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::RateLimited { retry_after_ms } => {
+                Some(std::time::Duration::from_millis(*retry_after_ms))
+            }
+            _ => None,
         }
     }
 
@@ -95,6 +110,13 @@ mod tests {
         assert_eq!(forbidden.kind().http(), 403);
         assert_eq!(forbidden.to_string(), "a customer may not replay history");
         assert_eq!(QueryError::conversation_not_found().kind().grpc(), 5);
+        let limited = QueryError::RateLimited {
+            retry_after_ms: 200,
+        };
+        assert_eq!(
+            (limited.code(), limited.kind().http(), limited.kind().grpc()),
+            ("rate_limited", 429, 8)
+        );
         assert_eq!(
             QueryError::from(StoreError::InvalidRequest {
                 reason: "limit".into()

@@ -47,6 +47,12 @@ impl From<QueryError> for Status {
         status
             .metadata_mut()
             .insert(CODE_METADATA, MetadataValue::from_static(e.code()));
+        if let Some(wait) = e.retry_after() {
+            status.metadata_mut().insert(
+                "retry-after-ms",
+                MetadataValue::from(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+            );
+        }
         status
     }
 }

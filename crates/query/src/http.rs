@@ -57,12 +57,20 @@ impl IntoResponse for QueryError {
         if status.is_server_error() {
             tracing::warn!(error = %self, "query failed");
         }
+        let retry_after = self.retry_after();
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(wait) = retry_after {
+            // Whole seconds, rounded up: a client that waits that long finds a token.
+            let seconds = u64::try_from(wait.as_millis().div_ceil(1000).max(1)).unwrap_or(u64::MAX);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

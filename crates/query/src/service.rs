@@ -84,6 +84,7 @@ pub struct QueryService {
     pub(crate) store: Arc<dyn ReadModels>,
     pub(crate) sources: Sources,
     verifier: TokenVerifier,
+    rates: access::ReadRates,
     pub(crate) cache: Arc<ReadCache>,
 }
 
@@ -94,8 +95,15 @@ impl QueryService {
             sources: Sources::hot(store.clone()),
             store,
             verifier,
+            rates: access::ReadRates::default(),
             cache: Arc::new(ReadCache::new(cache)),
         }
+    }
+
+    /// The read rates per principal (by default [`access::ReadLimits::default`]).
+    pub fn with_read_limits(mut self, limits: access::ReadLimits) -> Self {
+        self.rates = access::ReadRates::new(limits);
+        self
     }
 
     /// Replay, verification and export read these sources (hot store, archive, log).
@@ -109,8 +117,13 @@ impl QueryService {
         Arc::clone(&self.cache)
     }
 
+    /// The principal behind the `authorization` header, with a read taken from its rate:
+    /// every operation of both protocols starts here.
     pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, QueryError> {
-        access::authenticate(&self.verifier, authorization)
+        let who = access::authenticate(&self.verifier, authorization)?;
+        self.rates
+            .take(&who, tokio::time::Instant::now().into_std())?;
+        Ok(who)
     }
 
     fn conversation_id(id: &str) -> Result<ConversationId, QueryError> {

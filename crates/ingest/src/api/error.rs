@@ -1,6 +1,8 @@
 //! The one shape every refusal takes on the wire: a kind (which picks the HTTP status and the
 //! gRPC code), a stable code, and a message for people.
 
+use std::time::Duration;
+
 use switchboard_events::status::StatusKind;
 
 use super::auth::AuthError;
@@ -12,6 +14,8 @@ pub struct ApiError {
     pub kind: StatusKind,
     pub code: &'static str,
     pub message: String,
+    /// When waiting helps: how long (HTTP `Retry-After`, gRPC `retry-after-ms` metadata).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -20,6 +24,7 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -39,6 +44,13 @@ impl ApiError {
             super::grpc::CODE_METADATA,
             tonic::metadata::MetadataValue::from_static(self.code),
         );
+        if let Some(wait) = self.retry_after {
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            metadata.insert(
+                RETRY_AFTER_METADATA,
+                tonic::metadata::MetadataValue::from(ms),
+            );
+        }
         tonic::Status::with_metadata(
             tonic::Code::from_i32(self.kind.grpc()),
             self.message.clone(),
@@ -47,9 +59,15 @@ impl ApiError {
     }
 }
 
+/// The gRPC response metadata key that says how many milliseconds to wait before a retry.
+pub const RETRY_AFTER_METADATA: &str = "retry-after-ms";
+
 impl From<CommandError> for ApiError {
     fn from(err: CommandError) -> Self {
-        Self::new(err.status(), err.code(), err.to_string())
+        Self {
+            retry_after: err.retry_after(),
+            ..Self::new(err.status(), err.code(), err.to_string())
+        }
     }
 }
 

@@ -16,7 +16,7 @@ mod server;
 
 pub use auth::{AuthError, Authenticator, JwtOrTokens, ServiceToken, StaticTokens};
 pub use convert::{AgentRequest, ConversationRequest};
-pub use error::ApiError;
+pub use error::{ApiError, RETRY_AFTER_METADATA};
 pub use server::{Api, ServeError, serve};
 
 use switchboard_events::Seq;

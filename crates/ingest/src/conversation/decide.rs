@@ -66,6 +66,9 @@ pub fn decide(
     if p.role == Role::Auditor {
         return Err(forbidden(p, "write"));
     }
+    if let ConversationCommand::Open(open) = command {
+        may_set_on_open(p, open)?;
+    }
     let state = match (state, command) {
         (None, ConversationCommand::Open(open)) => return open_new(open, ctx),
         (Some(s), ConversationCommand::Open(open)) => {
@@ -154,6 +157,39 @@ pub fn decide(
                 reason: d.reason(reason)?,
             })
         }
+    }
+}
+
+/// What a principal may set on open: the one rule, for every path a command comes by.
+///
+/// A customer chooses the channel and gives their name and email, nothing more. The
+/// priority (other than normal), VIP status, team, required skills and routing attributes
+/// decide who answers and how soon, so they come from staff, from a service (the business's
+/// backend vouching for a customer it has verified, or an integration) or from the tenant's
+/// settings — a customer who sets one is refused (`forbidden`), never silently ignored.
+pub fn may_set_on_open(principal: &Principal, open: &OpenConversation) -> Result<(), CommandError> {
+    if principal.role != Role::Customer {
+        return Ok(());
+    }
+    let privileged = [
+        (
+            open.priority != Priority::Normal,
+            "set the priority of a conversation",
+        ),
+        (open.vip, "mark a conversation vip"),
+        (open.team_id.is_some(), "choose the team of a conversation"),
+        (
+            !open.required_skills.is_empty(),
+            "require skills of a conversation",
+        ),
+        (
+            !open.attributes.is_empty(),
+            "set the routing attributes of a conversation",
+        ),
+    ];
+    match privileged.into_iter().find(|(set, _)| *set) {
+        Some((_, action)) => Err(forbidden(principal, action)),
+        None => Ok(()),
     }
 }
 

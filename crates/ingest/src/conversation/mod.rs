@@ -8,5 +8,5 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-pub use decide::{Context, Decision, Sealer, decide};
+pub use decide::{Context, Decision, Sealer, decide, may_set_on_open};
 pub use state::{ConversationState, FoldError, Status};

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use switchboard_events::id::TenantId;
 
 use crate::routing::hours::BusinessHours;
@@ -36,8 +37,11 @@ pub struct RoutingConfig {
     pub offline_message: String,
     /// The most conversations that may wait in the tenant's queue. A new conversation is
     /// refused ("we are very busy, please try again later") while this many wait.
-    /// Default: 200.
+    /// Default: 200. A customer's waiting conversations count towards it only up to
+    /// [`CustomerCaps::max_waiting`], so one customer cannot fill it.
     pub queue_limit: usize,
+    /// How many conversations one customer may have open and waiting.
+    pub customer_caps: CustomerCaps,
     /// The conversations an agent may hold until they set a capacity of their own. Default: 3.
     pub default_capacity: u32,
     /// How long a conversation takes an agent, for wait estimates while too few recent
@@ -57,9 +61,30 @@ impl Default for RoutingConfig {
                               answer as soon as we open."
                 .to_owned(),
             queue_limit: 200,
+            customer_caps: CustomerCaps::default(),
             default_capacity: 3,
             expected_handle_time: Duration::from_secs(300),
             estimate_window: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// The most conversations one customer may have at a time; a customer's open beyond either
+/// is refused (`too_many_open_conversations`). Opens by staff and services are not capped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomerCaps {
+    /// Conversations not resolved (waiting, assigned or snoozed). Default: 10.
+    pub max_open: usize,
+    /// Conversations waiting for an agent. Default: 3.
+    pub max_waiting: usize,
+}
+
+impl Default for CustomerCaps {
+    fn default() -> Self {
+        Self {
+            max_open: 10,
+            max_waiting: 3,
         }
     }
 }

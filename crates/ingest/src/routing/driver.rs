@@ -21,12 +21,13 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::api::{Ack, CommandHandler};
 use crate::error::CommandError;
+use crate::routing::admission::Admission;
 use crate::routing::clock::Clock;
 use crate::routing::config::{RoutingConfigs, micros};
 use crate::routing::decide::Decision;
 use crate::routing::follow::{decode, follow};
 use crate::routing::router::Router;
-use crate::routing::signals::{Admission, Publisher, QueueSignal};
+use crate::routing::signals::{Publisher, QueueSignal};
 
 /// How soon a failed decision is tried again when nothing else happens.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -137,7 +138,7 @@ impl<H: CommandHandler> Driver<H> {
             routers: BTreeMap::new(),
             dirty: BTreeSet::new(),
             retry: BTreeMap::new(),
-            admission: Admission::default(),
+            admission: Admission::new(config.routing.clone()),
             publisher: Publisher::new(signals.clone()),
             signals,
             config,
@@ -285,7 +286,8 @@ impl<H: CommandHandler> Driver<H> {
                     self.retry.insert(tenant.clone(), at);
                 }
             }
-            self.admission.update(router);
+            self.admission
+                .update(router, tokio::time::Instant::now().into_std());
             self.publisher.publish(router, now);
         }
     }

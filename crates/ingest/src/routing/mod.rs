@@ -1,5 +1,6 @@
 #![doc = include_str!("routing.md")]
 
+pub mod admission;
 pub mod clock;
 pub mod config;
 pub mod decide;
@@ -14,12 +15,13 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
+pub use admission::{Admission, Held};
 pub use clock::Clock;
-pub use config::{Distribution, RoutingConfig, RoutingConfigs};
+pub use config::{CustomerCaps, Distribution, RoutingConfig, RoutingConfigs};
 pub use decide::{Decision, Need};
 pub use driver::{DriverConfig, RouterHandle};
 pub use estimate::QueueEntry;
 pub use hours::{BusinessHours, Opening, Weekday};
 pub use router::Router;
-pub use signals::{Admission, Admitting, QueueSignal};
-pub use state::TenantState;
+pub use signals::QueueSignal;
+pub use state::{CustomerLoad, TenantState};

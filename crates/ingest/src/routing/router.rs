@@ -1,14 +1,14 @@
 //! One tenant's router: the folded state, the decisions in flight, and the questions the driver
 //! and the API ask of it. Pure: no I/O, and the time is always passed in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use switchboard_events::id::{AgentId, ConversationId, TenantId};
+use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
 use switchboard_events::{AgentEvent, ConversationEvent, Seq, Timestamp};
 
 use crate::error::CommandError;
 use crate::routing::config::{RoutingConfig, micros};
-use crate::routing::state::TenantState;
+use crate::routing::state::{CustomerLoad, TenantState};
 
 /// A decision issued but not yet seen in the log. The conversation is not decided again
 /// meanwhile, and an assignment counts against its agent's load already.
@@ -33,6 +33,10 @@ pub struct Router {
     /// decided again until something happens to them.
     pub(crate) refused: BTreeMap<ConversationId, Seq>,
     pub(crate) issued: u64,
+    /// Customers whose conversations had events since the admission gate last looked.
+    pub(crate) touched: BTreeSet<CustomerId>,
+    /// Conversations whose opening was folded since the admission gate last looked.
+    pub(crate) opened: Vec<ConversationId>,
 }
 
 impl Router {
@@ -44,6 +48,8 @@ impl Router {
             in_flight: BTreeMap::new(),
             refused: BTreeMap::new(),
             issued: 0,
+            touched: BTreeSet::new(),
+            opened: Vec::new(),
         }
     }
 
@@ -65,8 +71,17 @@ impl Router {
     }
 
     pub fn apply_conversation(&mut self, event: &ConversationEvent) {
-        self.state.apply_conversation(event);
         let id = &event.envelope.conversation_id;
+        let new = !self.state.conversations.contains_key(id);
+        self.state.apply_conversation(event);
+        if new && self.state.conversations.contains_key(id) {
+            self.opened.push(id.clone());
+        }
+        if let Some(c) = self.state.conversations.get(id)
+            && !self.touched.contains(&c.customer)
+        {
+            self.touched.insert(c.customer.clone());
+        }
         if let (Some(seq), Some(c)) = (self.refused.get(id), self.state.conversations.get(id))
             && *seq != c.last_seq
         {
@@ -121,10 +136,14 @@ impl Router {
         self.state.waiting().count()
     }
 
-    /// Admission of a new conversation: refused while the queue is at its limit, so a customer
-    /// is told at once rather than left waiting in a queue that will not move in time.
-    pub fn admit(&self) -> Result<(), CommandError> {
-        admit(self.waiting_count(), self.config.queue_limit)
+    /// Admission of a new conversation, opened by `customer` themselves (`None`: by staff or
+    /// a service, which are not capped). See [`admit`].
+    pub fn admit(&self, customer: Option<&CustomerId>) -> Result<(), CommandError> {
+        let customers = &self.state.customers;
+        let load = customer.map(|c| customers.get(c).copied().unwrap_or_default());
+        let cap = self.config.customer_caps.max_waiting;
+        let counted = customers.values().map(|l| l.waiting.min(cap)).sum();
+        admit(load, counted, &self.config)
     }
 
     /// Whether support is open at `now`.
@@ -161,10 +180,30 @@ impl Router {
 }
 
 /// The admission rule, shared with the driver's [`crate::routing::Admission`] gate.
-pub(crate) fn admit(waiting: usize, limit: usize) -> Result<(), CommandError> {
-    if waiting >= limit {
-        Err(CommandError::Overloaded)
-    } else {
-        Ok(())
+///
+/// A customer opening for themselves (`load` is theirs) is refused at their caps
+/// (`too_many_open_conversations`): their backlog counts against them. Anyone is refused
+/// (`overloaded`) when `counted_waiting` — each customer's waiting conversations, up to the
+/// cap — reaches the queue limit: told at once rather than left in a queue that will not move
+/// in time. No single customer can fill the queue.
+pub(crate) fn admit(
+    load: Option<CustomerLoad>,
+    counted_waiting: usize,
+    config: &RoutingConfig,
+) -> Result<(), CommandError> {
+    let caps = &config.customer_caps;
+    if let Some(load) = load {
+        for (which, count, max) in [
+            ("open", load.open, caps.max_open),
+            ("waiting", load.waiting, caps.max_waiting),
+        ] {
+            if count >= max {
+                return Err(CommandError::TooManyOpenConversations { which, count, max });
+            }
+        }
     }
+    if counted_waiting >= config.queue_limit {
+        return Err(CommandError::Overloaded);
+    }
+    Ok(())
 }

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use switchboard_events::agent::AgentStatus;
 use switchboard_events::conversation::{Priority, TransferTarget};
 use switchboard_events::envelope::ActorKind;
-use switchboard_events::id::{AgentId, ClientMsgId, ConversationId, EventId, Label, TeamId};
+use switchboard_events::id::{
+    AgentId, ClientMsgId, ConversationId, CustomerId, EventId, Label, TeamId,
+};
 use switchboard_events::{AgentEvent, AgentPayload, ConversationEvent, ConversationPayload};
 use switchboard_events::{Seq, Timestamp};
 
@@ -23,6 +25,7 @@ pub const DEPARTURES_KEPT: usize = 32;
 /// A conversation as routing sees it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RoutedConversation {
+    pub customer: CustomerId,
     pub status: Status,
     pub assignee: Option<AgentId>,
     pub team: Option<TeamId>,
@@ -54,6 +57,28 @@ impl RoutedConversation {
             Status::Assigned => self.assignee.as_ref(),
             _ => None,
         }
+    }
+
+    /// What it adds to its customer's load.
+    fn load(&self) -> CustomerLoad {
+        CustomerLoad {
+            open: usize::from(self.status != Status::Resolved),
+            waiting: usize::from(self.is_waiting()),
+        }
+    }
+}
+
+/// A customer's conversations that are not resolved, and those of them waiting for an agent:
+/// what admission counts against the customer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct CustomerLoad {
+    pub open: usize,
+    pub waiting: usize,
+}
+
+impl CustomerLoad {
+    fn is_zero(self) -> bool {
+        self == Self::default()
     }
 }
 
@@ -91,6 +116,8 @@ pub struct TenantState {
     pub agents: BTreeMap<AgentId, RoutedAgent>,
     /// The latest times a waiting conversation got an agent, newest last.
     pub departures: BTreeSet<(Timestamp, EventId)>,
+    /// The load of every customer with a conversation that is not resolved.
+    pub customers: BTreeMap<CustomerId, CustomerLoad>,
 }
 
 /// The client message id of a conversation's offline message: derived from the conversation
@@ -129,23 +156,28 @@ impl TenantState {
             if self.conversations.contains_key(id) {
                 return;
             }
-            self.conversations.insert(
-                id.clone(),
-                RoutedConversation {
-                    status: Status::Open,
-                    assignee: None,
-                    team: opened.team_id.clone(),
-                    priority: opened.priority,
-                    vip: opened.vip,
-                    required_skills: opened.required_skills.iter().cloned().collect(),
-                    waiting_since: at,
-                    assigned_at: at,
-                    answered: false,
-                    episode: 0,
-                    offline_notice_sent: false,
-                    last_seq: envelope.seq,
-                },
+            let c = RoutedConversation {
+                customer: opened.customer_id.clone(),
+                status: Status::Open,
+                assignee: None,
+                team: opened.team_id.clone(),
+                priority: opened.priority,
+                vip: opened.vip,
+                required_skills: opened.required_skills.iter().cloned().collect(),
+                waiting_since: at,
+                assigned_at: at,
+                answered: false,
+                episode: 0,
+                offline_notice_sent: false,
+                last_seq: envelope.seq,
+            };
+            add_load(
+                &mut self.customers,
+                &c.customer,
+                CustomerLoad::default(),
+                c.load(),
             );
+            self.conversations.insert(id.clone(), c);
             return;
         }
         let Some(c) = self.conversations.get_mut(id) else {
@@ -155,6 +187,7 @@ impl TenantState {
             return;
         }
         c.last_seq = envelope.seq;
+        let load_before = c.load();
         let holder_before = c.holder().cloned();
         let was_waiting = c.is_waiting();
         let mut given_to = None;
@@ -222,6 +255,7 @@ impl TenantState {
                 }
             }
         }
+        add_load(&mut self.customers, &c.customer, load_before, c.load());
         let holder_after = c.holder().cloned();
         if holder_before != holder_after {
             if let Some(before) = holder_before {
@@ -240,6 +274,24 @@ impl TenantState {
     /// The conversations waiting for an agent.
     pub fn waiting(&self) -> impl Iterator<Item = (&ConversationId, &RoutedConversation)> {
         self.conversations.iter().filter(|(_, c)| c.is_waiting())
+    }
+}
+
+/// Moves a customer's load from what a conversation added before to what it adds now.
+fn add_load(
+    customers: &mut BTreeMap<CustomerId, CustomerLoad>,
+    customer: &CustomerId,
+    before: CustomerLoad,
+    after: CustomerLoad,
+) {
+    if before == after {
+        return;
+    }
+    let load = customers.entry(customer.clone()).or_default();
+    load.open = (load.open + after.open).saturating_sub(before.open);
+    load.waiting = (load.waiting + after.waiting).saturating_sub(before.waiting);
+    if load.is_zero() {
+        customers.remove(customer);
     }
 }
 

@@ -195,3 +195,41 @@ async fn every_call_answers_over_grpc_within_the_tenant() {
     running.stop.send(()).unwrap();
     running.served.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_over_its_rate_is_resource_exhausted_over_grpc() {
+    let limits = crate::access::ReadLimits {
+        staff: switchboard_events::rate::Rate::new(0.001, 2.0),
+        ..crate::access::ReadLimits::default()
+    };
+    let world = World::new().await.with_read_limits(limits);
+    let running = start(&world).await;
+    let mut client = QueryClient::connect(format!("http://{}", running.grpc))
+        .await
+        .unwrap();
+    let request = |token: &str| {
+        authed(
+            proto::HistoryRequest {
+                conversation_id: "conv-a".into(),
+                limit: 3,
+                from: Some(history_request::From::Oldest(true)),
+            },
+            token,
+        )
+    };
+    let agent = token("acme", Role::Agent, "agent-7");
+    for _ in 0..2 {
+        client.history(request(&agent)).await.unwrap();
+    }
+    let refused = client.history(request(&agent)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        refused.metadata().get("switchboard-code").unwrap(),
+        "rate_limited"
+    );
+    assert!(refused.metadata().get("retry-after-ms").is_some());
+    let other = token("acme", Role::Agent, "agent-8");
+    client.history(request(&other)).await.unwrap();
+    running.stop.send(()).unwrap();
+    running.served.await.unwrap().unwrap();
+}

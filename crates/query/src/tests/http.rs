@@ -353,3 +353,35 @@ async fn the_openapi_document_describes_every_route() {
         assert_ne!(status, StatusCode::NOT_FOUND, "{uri} is routed");
     }
 }
+
+#[tokio::test]
+async fn a_reader_over_its_rate_gets_429_while_others_of_the_tenant_still_read() {
+    use switchboard_events::rate::Rate;
+    let limits = crate::access::ReadLimits {
+        customer: Rate::new(0.001, 3.0),
+        ..crate::access::ReadLimits::default()
+    };
+    let world = World::new().await.with_read_limits(limits);
+    let flood = token("acme", Role::Customer, "cust-1");
+    let page = "/v1/conversations/conv-a/history?limit=4";
+    for _ in 0..3 {
+        world.json(page, &flood).await;
+    }
+    let (status, body) = world.get(page, Some(&flood)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let (status, _) = world.get("/v1/conversations", Some(&flood)).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "every read draws on one bucket"
+    );
+
+    let other = token("acme", Role::Customer, "cust-2");
+    let (status, _) = world.get("/v1/conversations", Some(&other)).await;
+    assert_eq!(status, StatusCode::OK, "another customer of the tenant");
+    world
+        .json(page, &token("acme", Role::Agent, "agent-7"))
+        .await;
+}

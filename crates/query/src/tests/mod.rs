@@ -163,6 +163,15 @@ impl World {
         }
     }
 
+    /// The same store behind a service reading at `limits`.
+    pub fn with_read_limits(mut self, limits: crate::access::ReadLimits) -> Self {
+        let service = QueryService::new(self.store.clone(), verifier(), &CacheConfig::default())
+            .with_read_limits(limits);
+        self.service = Arc::new(service);
+        self.router = crate::http::router(self.service.clone());
+        self
+    }
+
     /// GET `uri` with `token`, the status and the body.
     pub async fn get(&self, uri: &str, token: Option<&str>) -> (StatusCode, Vec<u8>) {
         let mut request = Request::get(uri);

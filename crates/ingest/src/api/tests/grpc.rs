@@ -14,7 +14,7 @@ async fn client(h: &Harness) -> IngestClient<Channel> {
         .unwrap()
 }
 
-fn authorized<T>(message: T, token: Option<&str>) -> Request<T> {
+pub(super) fn authorized<T>(message: T, token: Option<&str>) -> Request<T> {
     let mut request = Request::new(message);
     if let Some(token) = token {
         let value = format!("Bearer {token}").parse().unwrap();
@@ -44,7 +44,7 @@ fn customer_of(tenant: &str) -> Option<proto::OnBehalfOf> {
     })
 }
 
-fn code(status: &Status) -> &str {
+pub(super) fn code(status: &Status) -> &str {
     status
         .metadata()
         .get("switchboard-code")

@@ -1,6 +1,7 @@
 //! The real servers, bound to 127.0.0.1:0 and answered by a fake handler, called over the
 //! network with the generated gRPC client and plain HTTP/1.1.
 
+mod admission;
 mod grpc;
 mod http;
 
@@ -76,6 +77,14 @@ fn every_error() -> Vec<CommandError> {
         CommandError::CustomerErased,
         CommandError::FailedPrecondition("not assigned".into()),
         CommandError::Overloaded,
+        CommandError::RateLimited {
+            retry_after_ms: 1500,
+        },
+        CommandError::TooManyOpenConversations {
+            which: "waiting",
+            count: 3,
+            max: 3,
+        },
         CommandError::Unavailable("log down".into()),
         CommandError::NotOwner {
             owner: Some("ingest-2".into()),

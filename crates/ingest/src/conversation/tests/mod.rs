@@ -294,9 +294,88 @@ fn opening_validates_its_fields() {
         o.attributes = (0..33).map(|i| (format!("k{i}"), "v".to_owned())).collect();
     }
     assert_eq!(
-        Scenario::new().refused(&customer(), many),
+        Scenario::new().refused(&service(), many),
         "invalid_argument"
     );
+}
+
+fn open_with(edit: impl FnOnce(&mut OpenConversation)) -> C {
+    let mut command = open("cust-1");
+    if let C::Open(o) = &mut command {
+        edit(o);
+    }
+    command
+}
+
+/// Each privilege a customer might try to give themselves on open.
+fn privileged_opens() -> Vec<(&'static str, C)> {
+    vec![
+        ("priority", open_with(|o| o.priority = Priority::Urgent)),
+        ("vip", open_with(|o| o.vip = true)),
+        (
+            "team",
+            open_with(|o| o.team_id = Some(TeamId::new("billing").unwrap())),
+        ),
+        (
+            "skills",
+            open_with(|o| o.required_skills = vec![label("french")]),
+        ),
+        (
+            "attributes",
+            open_with(|o| {
+                o.attributes = [("plan".to_owned(), "enterprise".to_owned())].into();
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn a_customer_cannot_give_themselves_privileges_on_open() {
+    for (what, command) in privileged_opens() {
+        let mut s = Scenario::new();
+        let refused = s.run(&customer(), command).unwrap_err();
+        assert_eq!(refused.code(), "forbidden", "{what}");
+        assert!(
+            refused.to_string().starts_with("a customer may not "),
+            "{what}: {refused}"
+        );
+        assert!(s.log.is_empty(), "{what}: nothing appended");
+    }
+    let mut retried = Scenario::opened();
+    assert_eq!(
+        retried.refused(&customer(), open_with(|o| o.vip = true)),
+        "forbidden",
+        "not even as a retry of an open that exists"
+    );
+    let normal = open_with(|o| o.priority = Priority::Normal);
+    Scenario::new().ok(&customer(), normal);
+}
+
+#[test]
+fn staff_and_services_set_privileges_on_open() {
+    for principal in [service(), supervisor(), agent()] {
+        for (what, command) in privileged_opens() {
+            let mut s = Scenario::new();
+            let events = s.ok(&principal, command);
+            assert!(
+                matches!(events.as_slice(), [ConversationPayload::Opened(_)]),
+                "{what}"
+            );
+        }
+    }
+    let mut s = Scenario::new();
+    s.ok(
+        &service(),
+        open_with(|o| {
+            o.vip = true;
+            o.priority = Priority::High;
+            o.required_skills = vec![label("french")];
+        }),
+    );
+    let state = s.state();
+    assert!(state.vip);
+    assert_eq!(state.priority, Priority::High);
+    assert_eq!(state.required_skills, vec![label("french")]);
 }
 
 #[test]

@@ -232,8 +232,18 @@ async fn waiting_customers_get_positions_and_a_full_queue_sheds_load() {
     );
     let mut signals = h.handle.subscribe();
     let admission = h.handle.admission();
-    let tenant = fixtures::tenant();
-    assert_eq!(admission.admit(&tenant), Ok(()));
+    let supervisor = Principal::new(
+        fixtures::tenant(),
+        switchboard_events::principal::Role::Supervisor,
+        PrincipalId::new("sup-1").unwrap(),
+    );
+    let admit = || {
+        let now = tokio::time::Instant::now().into_std();
+        admission
+            .admit(&supervisor, &customer("cust-9"), now)
+            .map(drop)
+    };
+    assert_eq!(admit(), Ok(()));
     h.when(|g| {
         g.open("c1").at(1).open("c2");
     })
@@ -245,7 +255,7 @@ async fn waiting_customers_get_positions_and_a_full_queue_sheds_load() {
         }
     }
     assert_eq!(
-        admission.admit(&tenant).unwrap_err().to_string(),
+        admit().unwrap_err().to_string(),
         "we are very busy, please try again later"
     );
     h.when(|g| {
@@ -258,7 +268,7 @@ async fn waiting_customers_get_positions_and_a_full_queue_sheds_load() {
             _ => {}
         }
     }
-    assert_eq!(admission.admit(&tenant), Ok(()), "c1 left the queue");
+    assert_eq!(admit(), Ok(()), "c1 left the queue");
     assert_eq!(h.commands(3).await[2], "assign c1 to a1 (RoundRobin) at 0s");
 }
 

@@ -12,6 +12,7 @@ use switchboard_log::embedded::{EmbeddedConfig, EmbeddedLog};
 use switchboard_log::{EventLog, StartAt};
 
 use super::*;
+use crate::admission::Admitting;
 use crate::api::CommandHandler;
 use crate::command::{AgentCommand, ConversationCommand, OpenConversation};
 use crate::error::CommandError;

@@ -2,6 +2,7 @@
 //! turns the router's decisions into the events the writer would append, so a test reads as a
 //! story of events and decisions, and its log can be replayed.
 
+mod admission;
 mod driver;
 mod end_to_end;
 mod policy;
@@ -40,6 +41,10 @@ pub(crate) fn agent(id: &str) -> AgentId {
 
 pub(crate) fn label(s: &str) -> Label {
     Label::new(s).unwrap()
+}
+
+pub(crate) fn customer(id: &str) -> CustomerId {
+    CustomerId::new(id).unwrap()
 }
 
 pub(crate) fn opened() -> ConversationOpened {
@@ -161,6 +166,11 @@ impl Given {
         edit(&mut o);
         let customer = Actor::new(ActorKind::Customer, "cust-1").unwrap();
         self.event(id, customer, o.into())
+    }
+
+    /// A conversation opened for another customer than the fixtures' one.
+    pub fn open_for(&mut self, id: &str, customer: &CustomerId) -> &mut Self {
+        self.open_with(id, |o| o.customer_id = customer.clone())
     }
 
     /// The agent replies to the customer.

@@ -159,16 +159,77 @@ fn new_conversations_are_refused_while_the_queue_is_full() {
         ..RoutingConfig::default()
     });
     g.open("c1");
-    assert_eq!(g.router.admit(), Ok(()));
+    assert_eq!(g.router.admit(None), Ok(()));
     g.open("c2");
-    let refused = g.router.admit().unwrap_err();
+    let refused = g.router.admit(None).unwrap_err();
     assert_eq!(refused.code(), "overloaded");
     assert_eq!(
         refused.to_string(),
         "we are very busy, please try again later"
     );
     g.online("a1", 1, &[]).route();
-    assert_eq!(g.router.admit(), Ok(()), "one left the queue");
+    assert_eq!(g.router.admit(None), Ok(()), "one left the queue");
+}
+
+#[test]
+fn a_customer_is_held_to_their_caps_and_their_backlog_counts_against_them_alone() {
+    let mut g = given(RoutingConfig {
+        queue_limit: 3,
+        customer_caps: CustomerCaps {
+            max_open: 3,
+            max_waiting: 2,
+        },
+        ..RoutingConfig::default()
+    });
+    let flood = fixtures::customer();
+    let (other, third) = (customer("cust-2"), customer("cust-3"));
+    g.open("c1").open("c2");
+    assert_eq!(
+        g.router.admit(Some(&flood)).unwrap_err().to_string(),
+        "the customer already has 2 waiting conversations, the limit is 2"
+    );
+    assert_eq!(g.router.admit(Some(&other)), Ok(()));
+    g.open("c3"); // opened for the flood by staff, who are not capped
+    assert_eq!(
+        g.router.admit(Some(&other)),
+        Ok(()),
+        "the flood's three waiting count two of the queue's three"
+    );
+    g.open_for("c4", &other);
+    let full = g.router.admit(Some(&third)).unwrap_err();
+    assert_eq!(
+        full.code(),
+        "overloaded",
+        "two of the flood's and one of cust-2's"
+    );
+    assert_eq!(full.status().http(), 503);
+
+    g.online("a1", 5, &[]).route();
+    assert_eq!(
+        g.router.state().customers[&flood],
+        CustomerLoad {
+            open: 3,
+            waiting: 0
+        }
+    );
+    let refused = g.router.admit(Some(&flood)).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "the customer already has 3 open conversations, the limit is 3"
+    );
+    assert_eq!(
+        (refused.code(), refused.status().http()),
+        ("too_many_open_conversations", 429)
+    );
+    assert_eq!(g.router.admit(Some(&third)), Ok(()), "nobody waits now");
+    g.resolve("c1");
+    assert_eq!(
+        g.router.admit(Some(&flood)),
+        Ok(()),
+        "a resolved one frees a place"
+    );
+    g.resolve("c2").resolve("c3");
+    assert!(!g.router.state().customers.contains_key(&flood));
 }
 
 #[test]
