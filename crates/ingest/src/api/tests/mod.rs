@@ -1,6 +1,7 @@
 //! The real servers, bound to 127.0.0.1:0 and answered by a fake handler, called over the
 //! network with the generated gRPC client and plain HTTP/1.1.
 
+mod client;
 mod grpc;
 mod http;
 
