@@ -61,6 +61,15 @@ pub enum CommandError {
     NotOwner { owner: Option<String> },
     #[error("internal error: {0}")]
     Internal(String),
+    /// A refusal relayed from another ingest instance (`api::client`) whose original carries
+    /// fields that cannot cross the wire (`forbidden`, `invalid_argument`, `too_large`): the
+    /// original's code, kind and message, unchanged.
+    #[error("{message}")]
+    Relayed {
+        code: &'static str,
+        status: StatusKind,
+        message: String,
+    },
 }
 
 impl CommandError {
@@ -82,6 +91,7 @@ impl CommandError {
             Self::Unavailable(_) => "unavailable",
             Self::NotOwner { .. } => "not_owner",
             Self::Internal(_) => "internal",
+            Self::Relayed { code, .. } => code,
         }
     }
 
@@ -91,6 +101,11 @@ impl CommandError {
                 ErrorDomain::External
             }
             Self::Internal(_) => ErrorDomain::Internal,
+            Self::Relayed { status, .. } => match status {
+                StatusKind::Unavailable => ErrorDomain::External,
+                StatusKind::Internal => ErrorDomain::Internal,
+                _ => ErrorDomain::User,
+            },
             _ => ErrorDomain::User,
         }
     }
@@ -131,6 +146,7 @@ impl CommandError {
                 StatusKind::Unavailable
             }
             Self::Internal(_) => StatusKind::Internal,
+            Self::Relayed { status, .. } => *status,
         }
     }
 

@@ -8,6 +8,7 @@
 //! [`ApiError`], mapped once to an HTTP status and a gRPC code.
 
 pub mod auth;
+pub mod client;
 pub mod convert;
 mod error;
 pub mod grpc;
@@ -15,6 +16,7 @@ pub mod http;
 mod server;
 
 pub use auth::{AuthError, Authenticator, JwtOrTokens, ServiceToken, StaticTokens};
+pub use client::{ClientConfigError, GrpcCommands, GrpcCommandsConfig};
 pub use convert::{AgentRequest, ConversationRequest};
 pub use error::{ApiError, RETRY_AFTER_METADATA};
 pub use server::{Api, ServeError, serve};

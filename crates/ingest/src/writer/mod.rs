@@ -327,7 +327,7 @@ impl CommandHandler for Writer {
     ) -> Result<Ack, CommandError> {
         let conversation = match (conversation, &command) {
             (Some(id), _) => id,
-            (None, ConversationCommand::Open(_)) => new_conversation_id(),
+            (None, ConversationCommand::Open(_)) => self.new_conversation_id()?,
             (None, _) => return Err(CommandError::invalid("conversation_id", "it is required")),
         };
         let partition = partition_for_key(
@@ -374,6 +374,24 @@ impl CommandHandler for Writer {
     }
 }
 
-fn new_conversation_id() -> ConversationId {
-    ConversationId::new(format!("c-{}", uuid::Uuid::now_v7().simple())).expect("a valid id")
+impl Writer {
+    /// A fresh conversation id on a partition this instance owns, so that an open without an
+    /// id succeeds on whichever instance it reaches: `not_owner` only when it owns none.
+    fn new_conversation_id(&self) -> Result<ConversationId, CommandError> {
+        let partitions = self.conversations.len() as u32;
+        let owned = owned(&self.conversations);
+        if owned.is_empty() {
+            return Err(CommandError::NotOwner { owner: None });
+        }
+        // Ids hash uniformly: with one partition of P owned, P draws on average, and 64 P
+        // miss it with a probability of about e^-64.
+        for _ in 0..64 * partitions {
+            let id = ConversationId::new(format!("c-{}", uuid::Uuid::now_v7().simple()))
+                .expect("a valid id");
+            if owned.contains(&partition_for_key(id.as_str().as_bytes(), partitions)) {
+                return Ok(id);
+            }
+        }
+        Err(CommandError::NotOwner { owner: None })
+    }
 }

@@ -641,3 +641,52 @@ async fn ownership_moves_between_instances_mid_load_without_gaps_or_duplicates()
     };
     assert_eq!(total, 8 * 40);
 }
+
+#[tokio::test]
+async fn an_open_without_an_id_gets_one_on_a_partition_this_instance_owns() {
+    // An instance of a group that owns partition 2 of 4, with its shard replaced by a queue
+    // the test reads.
+    let (shard, mut jobs) = mpsc::channel(8);
+    let conversations = empty_slots(4);
+    set(&conversations, 2, Some(shard));
+    let writer = Writer {
+        conversations,
+        agents: empty_slots(2),
+        _membership: None,
+    };
+    for _ in 0..20 {
+        let sent = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                writer
+                    .conversation(customer(), None, open(), correlation())
+                    .await
+            }
+        });
+        let job = jobs.recv().await.unwrap();
+        assert_eq!(
+            partition_for_key(job.conversation.as_str().as_bytes(), 4),
+            2
+        );
+        let ack = crate::api::Ack {
+            stream_id: job.conversation.to_string(),
+            seq: Seq(1),
+            unchanged: false,
+            message_id: None,
+        };
+        job.reply.send(Ok(ack)).unwrap();
+        assert!(sent.await.unwrap().is_ok());
+    }
+
+    let owns_nothing = Writer {
+        conversations: empty_slots(4),
+        agents: empty_slots(2),
+        _membership: None,
+    };
+    assert_eq!(
+        owns_nothing
+            .conversation(customer(), None, open(), correlation())
+            .await,
+        Err(CommandError::NotOwner { owner: None })
+    );
+}

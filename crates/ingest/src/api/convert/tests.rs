@@ -26,7 +26,8 @@ fn correlation() -> CorrelationId {
     CorrelationId(Uuid::parse_str("f47ac10b-58cc-4372-a567-0e02b2c3d479").unwrap())
 }
 
-fn every_command() -> Vec<C> {
+/// One of every conversation command, with every optional field set somewhere.
+pub(in crate::api) fn every_command() -> Vec<C> {
     vec![
         C::Open(OpenConversation {
             customer_id: CustomerId::new("cust-1").unwrap(),

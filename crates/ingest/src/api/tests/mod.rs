@@ -2,6 +2,7 @@
 //! network with the generated gRPC client and plain HTTP/1.1.
 
 mod admission;
+mod client;
 mod grpc;
 mod http;
 
