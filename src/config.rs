@@ -23,7 +23,11 @@ pub struct Config {
     pub store: StoreConfig,
     pub auth: AuthConfig,
     pub archive: ArchiveConfig,
-    pub edge: EdgeSettings,
+    /// The edge's limits and Origin allowlists (`switchboard_edge::EdgeConfig`).
+    pub edge: switchboard_edge::EdgeConfig,
+    /// Per-principal read rates of the query service.
+    #[serde(default)]
+    pub query: QuerySettings,
     #[serde(default)]
     pub ingest: IngestSettings,
 }
@@ -132,23 +136,28 @@ impl Default for ScyllaSettings {
     }
 }
 
-/// How roles reach the ingest role when it runs in another process.
+/// The ingest role's admission, and how other roles reach it when it runs elsewhere.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestSettings {
-    /// gRPC addresses (`http://host:port`) of the ingest instances.
+    /// gRPC addresses (`http://host:port`) of the ingest instances, for an edge that runs
+    /// without the ingest role in its process.
     pub endpoints: Vec<String>,
-    /// The service token those calls authenticate with (one of `auth.service_tokens`).
+    /// The service token those calls authenticate with: one of `auth.service_tokens` of the
+    /// ingest instances, with `all_tenants = true`.
     pub service_token: Option<String>,
+    /// How long a forwarded command may take, retries on other instances included.
+    pub deadline_ms: Option<u64>,
+    /// Command rates per principal, by role.
+    pub admission: switchboard_ingest::admission::AdmissionConfig,
 }
 
+/// The query service's settings.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EdgeSettings {
-    /// Browser origins allowed to open a WebSocket, per tenant (`"*"` for any). A tenant
-    /// without an entry accepts only clients that send no Origin.
-    #[serde(default)]
-    pub allowed_origins: std::collections::BTreeMap<String, Vec<String>>,
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySettings {
+    /// Read rates per principal, by role.
+    pub read_limits: switchboard_query::access::ReadLimits,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -274,7 +283,7 @@ impl Default for Config {
                 location: None,
             },
             ingest: IngestSettings::default(),
-            edge: EdgeSettings {
+            edge: switchboard_edge::EdgeConfig {
                 // The web UI served by the edge itself, on the default address.
                 allowed_origins: [(
                     "*".to_owned(),
@@ -284,7 +293,9 @@ impl Default for Config {
                     ],
                 )]
                 .into(),
+                ..switchboard_edge::EdgeConfig::default()
             },
+            query: QuerySettings::default(),
         }
     }
 }

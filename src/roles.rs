@@ -10,10 +10,10 @@ use anyhow::Context;
 use switchboard_edge::{Edge, EdgeConfig, EdgeDeps, LogBus, MemoryBus, SignalBus};
 use switchboard_events::Topic;
 use switchboard_events::token::TokenVerifier;
-use switchboard_ingest::api::{Api, JwtOrTokens, StaticTokens};
+use switchboard_ingest::admission::Admitting;
+use switchboard_ingest::api::{Api, GrpcCommands, GrpcCommandsConfig, JwtOrTokens, StaticTokens};
 use switchboard_ingest::routing::clock::Clock;
 use switchboard_ingest::routing::driver::{self, DriverConfig};
-use switchboard_ingest::routing::signals::Admitting;
 use switchboard_ingest::writer::keys::StoreKeys;
 use switchboard_ingest::writer::{Writer, WriterConfig};
 use switchboard_log::StartAt;
@@ -74,10 +74,13 @@ pub fn check(roles: &BTreeSet<Role>, config: &Config) -> anyhow::Result<()> {
     if roles.contains(&Role::Router) && !roles.contains(&Role::Ingest) {
         anyhow::bail!("the router role runs in a process with the ingest role");
     }
-    if roles.contains(&Role::Edge) && !roles.contains(&Role::Ingest) {
+    if roles.contains(&Role::Edge)
+        && !roles.contains(&Role::Ingest)
+        && (config.ingest.endpoints.is_empty() || config.ingest.service_token.is_none())
+    {
         anyhow::bail!(
-            "the edge role runs in a process with the ingest role for now: commands cannot \
-             yet travel to an ingest instance in another process"
+            "an edge without the ingest role in its process sends commands over gRPC: set \
+             ingest.endpoints and ingest.service_token"
         );
     }
     let all: BTreeSet<Role> = Role::ALL.into_iter().collect();
@@ -135,7 +138,11 @@ pub async fn run(
         } else {
             None
         };
-        let commands = Arc::new(Commands::new(writer, router.as_ref()));
+        let commands = Arc::new(Commands::new(
+            writer,
+            router.as_ref(),
+            config.ingest.admission,
+        ));
         let api = Api::new(commands.clone(), Arc::new(authenticator(&config)?));
         let grpc = serving::bind(config.listen.ingest_grpc, "ingest gRPC").await?;
         let http = serving::bind(config.listen.ingest_http, "ingest HTTP").await?;
@@ -197,7 +204,8 @@ pub async fn run(
             .then(Arc::new(LogSource::new(log.clone())));
         let query = Arc::new(
             QueryService::new(store.clone(), verifier(&config)?, &CacheConfig::default())
-                .with_sources(sources),
+                .with_sources(sources)
+                .with_read_limits(config.query.read_limits),
         );
         // Cached pages follow the log: an event seen there invalidates its conversation's pages.
         let (follow_log, cache) = (log.clone(), query.cache() as Arc<dyn Invalidate>);
@@ -236,13 +244,12 @@ pub async fn run(
         ));
     }
 
-    if let (true, Some(commands)) = (has(Role::Edge), handler.clone()) {
-        let mut edge_config = EdgeConfig::default();
-        for (tenant, origins) in &config.edge.allowed_origins {
-            edge_config
-                .allowed_origins
-                .insert(tenant.clone(), origins.clone());
-        }
+    if has(Role::Edge) {
+        let commands = match handler.clone() {
+            Some(local) => local,
+            None => Arc::new(Commands::Remote(remote_commands(&config)?)),
+        };
+        let edge_config: EdgeConfig = config.edge.clone();
         let signals: Arc<dyn SignalBus> = match config.log.backend {
             LogBackend::Embedded => Arc::new(MemoryBus::default()),
             LogBackend::Kafka => Arc::new(
@@ -357,15 +364,38 @@ async fn start_writer(config: &Config, backends: &Backends) -> anyhow::Result<Wr
 enum Commands {
     Routed(Admitting<Writer>),
     Direct(Writer),
+    /// The ingest role runs in other processes: commands travel over gRPC.
+    Remote(GrpcCommands),
 }
 
 impl Commands {
-    fn new(writer: Writer, router: Option<&driver::RouterHandle>) -> Self {
+    fn new(
+        writer: Writer,
+        router: Option<&driver::RouterHandle>,
+        admission: switchboard_ingest::admission::AdmissionConfig,
+    ) -> Self {
         match router {
-            Some(router) => Self::Routed(Admitting::new(writer, router.admission())),
+            Some(router) => Self::Routed(Admitting::with_config(
+                writer,
+                router.admission(),
+                admission,
+            )),
             None => Self::Direct(writer),
         }
     }
+}
+
+/// The gRPC client of the ingest instances named in the configuration.
+fn remote_commands(config: &Config) -> anyhow::Result<GrpcCommands> {
+    let mut client = GrpcCommandsConfig {
+        endpoints: config.ingest.endpoints.clone(),
+        service_token: config.ingest.service_token.clone().unwrap_or_default(),
+        ..GrpcCommandsConfig::default()
+    };
+    if let Some(ms) = config.ingest.deadline_ms {
+        client.deadline = std::time::Duration::from_millis(ms);
+    }
+    GrpcCommands::new(client).context("configuring the gRPC client of the ingest instances")
 }
 
 impl switchboard_ingest::api::CommandHandler for Commands {
@@ -385,6 +415,10 @@ impl switchboard_ingest::api::CommandHandler for Commands {
                 h.conversation(principal, conversation, command, correlation)
                     .await
             }
+            Self::Remote(h) => {
+                h.conversation(principal, conversation, command, correlation)
+                    .await
+            }
         }
     }
 
@@ -398,6 +432,7 @@ impl switchboard_ingest::api::CommandHandler for Commands {
         match self {
             Self::Routed(h) => h.agent(principal, agent, command, correlation).await,
             Self::Direct(h) => h.agent(principal, agent, command, correlation).await,
+            Self::Remote(h) => h.agent(principal, agent, command, correlation).await,
         }
     }
 }

@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::Error;
 use super::target::{Endpoint, Transport};
+use crate::Error;
 
 type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 type Sink = Arc<Mutex<SplitSink<Ws, Message>>>;

@@ -12,10 +12,10 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::Error;
 use super::client::{Conn, Http, Who, connect};
 use super::stats::{Latency, cpu_seconds, rss_kib};
 use super::target::{Endpoint, Server};
+use crate::Error;
 
 /// 200 bytes of message body.
 const BODY: &str = "Hello, my order #48151623 has not arrived yet and the tracking page says it left the warehouse nine days ago. Could you check where it is and whether it can still arrive this week? Thanks a lot, Sam.";

@@ -12,8 +12,8 @@ use switchboard_events::id::{PrincipalId, TenantId};
 use switchboard_events::principal::{Principal, Role};
 use switchboard_events::token::{TokenIssuer, now_seconds};
 
-use crate::Error;
 use super::client::Who;
+use crate::Error;
 
 /// What a column of the table ran.
 #[derive(Clone, Debug)]
