@@ -33,7 +33,7 @@ impl Latency {
 
     /// The quantile `q` (0.5, 0.99, ...) in milliseconds; `None` when nothing was recorded.
     pub fn ms(&self, q: f64) -> Option<f64> {
-        (self.0.len() > 0).then(|| self.0.value_at_quantile(q) as f64 / 1000.0)
+        (!self.0.is_empty()).then(|| self.0.value_at_quantile(q) as f64 / 1000.0)
     }
 }
 
