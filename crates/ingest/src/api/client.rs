@@ -269,7 +269,7 @@ fn failure(url: &str, status: &Status) -> Failure {
 
 /// Every stable code an instance answers with, and its kind. `rate_limited` is the API's own
 /// (a caller over its rate); the rest are [`CommandError::code`]'s.
-const CODES: [(&str, StatusKind); 14] = [
+const CODES: [(&str, StatusKind); 15] = [
     ("not_found", StatusKind::NotFound),
     ("forbidden", StatusKind::Forbidden),
     ("invalid_argument", StatusKind::InvalidArgument),
@@ -284,6 +284,7 @@ const CODES: [(&str, StatusKind); 14] = [
     ("not_owner", StatusKind::Unavailable),
     ("internal", StatusKind::Internal),
     ("rate_limited", StatusKind::RateLimited),
+    ("too_many_open_conversations", StatusKind::RateLimited),
 ];
 
 /// The error an instance answered with `code` and `message`: the very variant when its
@@ -325,6 +326,11 @@ fn rebuild(code: &str, message: &str) -> Option<CommandError> {
             E::ConversationExists(between("conversation ", " already exists")?)
         }
         "conversation_resolved" => E::ConversationResolved,
+        "rate_limited" => E::RateLimited {
+            retry_after_ms: between("too many requests: try again in ", " ms")?
+                .parse()
+                .ok()?,
+        },
         "idempotency_conflict" => E::IdempotencyConflict(between(
             "client_msg_id ",
             " was already used for a different message",

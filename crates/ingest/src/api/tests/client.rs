@@ -174,7 +174,8 @@ fn every_refusal_reads_back_as_it_was_sent() {
             // Their fields are static names that cannot be rebuilt from the wire.
             CommandError::Forbidden { .. }
             | CommandError::InvalidArgument { .. }
-            | CommandError::TooLarge { .. } => {
+            | CommandError::TooLarge { .. }
+            | CommandError::TooManyOpenConversations { .. } => {
                 assert!(matches!(back, CommandError::Relayed { .. }), "{back:?}");
             }
             // The owner an instance names does not cross the wire.
