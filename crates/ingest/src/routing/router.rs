@@ -66,6 +66,10 @@ impl Router {
 
     pub fn apply_conversation(&mut self, event: &ConversationEvent) {
         self.state.apply_conversation(event);
+        for forgotten in self.state.forget_resolved(self.config.max_resolved) {
+            self.in_flight.remove(&forgotten);
+            self.refused.remove(&forgotten);
+        }
         let id = &event.envelope.conversation_id;
         if let (Some(seq), Some(c)) = (self.refused.get(id), self.state.conversations.get(id))
             && *seq != c.last_seq

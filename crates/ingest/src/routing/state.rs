@@ -91,6 +91,8 @@ pub struct TenantState {
     pub agents: BTreeMap<AgentId, RoutedAgent>,
     /// The latest times a waiting conversation got an agent, newest last.
     pub departures: BTreeSet<(Timestamp, EventId)>,
+    /// The resolved conversations, by when they were resolved: the first to forget.
+    pub resolved: BTreeSet<(Timestamp, ConversationId)>,
 }
 
 /// The client message id of a conversation's offline message: derived from the conversation
@@ -148,13 +150,21 @@ impl TenantState {
             );
             return;
         }
-        let Some(c) = self.conversations.get_mut(id) else {
-            return; // opened before the retained log: nothing to route
-        };
+        if !self.conversations.contains_key(id) {
+            // Opened before the retained log, or resolved and forgotten (`forget_resolved`):
+            // nothing to route until a reopening, which waits for any agent.
+            if let ConversationPayload::Reopened(_) = &event.payload {
+                self.conversations
+                    .insert(id.clone(), forgotten_and_reopened(envelope.seq, at));
+            }
+            return;
+        }
+        let c = self.conversations.get_mut(id).expect("checked just above");
         if envelope.seq <= c.last_seq {
             return;
         }
         c.last_seq = envelope.seq;
+        let was_resolved = c.status == Status::Resolved;
         let holder_before = c.holder().cloned();
         let was_waiting = c.is_waiting();
         let mut given_to = None;
@@ -222,6 +232,13 @@ impl TenantState {
                 }
             }
         }
+        match (was_resolved, c.status == Status::Resolved) {
+            (false, true) => {
+                self.resolved.insert((at, id.clone()));
+            }
+            (true, false) => self.resolved.retain(|(_, r)| r != id),
+            _ => {}
+        }
         let holder_after = c.holder().cloned();
         if holder_before != holder_after {
             if let Some(before) = holder_before {
@@ -237,9 +254,43 @@ impl TenantState {
         }
     }
 
+    /// Forgets the resolved conversations beyond the `keep` resolved most recently, and
+    /// returns them. What a reopening of one of them loses is in `forgotten_and_reopened`.
+    pub fn forget_resolved(&mut self, keep: usize) -> Vec<ConversationId> {
+        let mut forgotten = Vec::new();
+        while self.resolved.len() > keep {
+            let Some((_, id)) = self.resolved.pop_first() else {
+                break;
+            };
+            self.conversations.remove(&id);
+            forgotten.push(id);
+        }
+        forgotten
+    }
+
     /// The conversations waiting for an agent.
     pub fn waiting(&self) -> impl Iterator<Item = (&ConversationId, &RoutedConversation)> {
         self.conversations.iter().filter(|(_, c)| c.is_waiting())
+    }
+}
+
+/// A reopened conversation the router had forgotten: it waits for any agent, with the
+/// defaults of an open (its agent, team, priority and skills went with it), and its episode
+/// is taken from the seq, so that its offline message is a new one.
+fn forgotten_and_reopened(seq: Seq, at: Timestamp) -> RoutedConversation {
+    RoutedConversation {
+        status: Status::Open,
+        assignee: None,
+        team: None,
+        priority: Priority::Normal,
+        vip: false,
+        required_skills: BTreeSet::new(),
+        waiting_since: at,
+        assigned_at: at,
+        answered: false,
+        episode: u32::try_from(seq.0).unwrap_or(u32::MAX),
+        offline_notice_sent: false,
+        last_seq: seq,
     }
 }
 

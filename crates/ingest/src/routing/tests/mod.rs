@@ -4,6 +4,7 @@
 
 mod driver;
 mod end_to_end;
+mod forgetting;
 mod policy;
 mod replay;
 mod rules;
