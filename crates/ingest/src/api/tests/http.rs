@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 use super::{BOSS, CRM, Call, EDGE, Harness, every_error, principal};
 use crate::command::{AgentCommand, ConversationCommand};
 
-struct Answer {
-    status: u16,
+pub(super) struct Answer {
+    pub(super) status: u16,
     head: String,
     body: Vec<u8>,
 }
@@ -22,7 +22,7 @@ impl Answer {
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|line| {
             let (n, v) = line.split_once(':')?;
             n.eq_ignore_ascii_case(name).then(|| v.trim())
@@ -30,7 +30,7 @@ impl Answer {
     }
 
     /// The `{code, message}` of an error answer, checked for its shape.
-    fn error(&self) -> (String, String) {
+    pub(super) fn error(&self) -> (String, String) {
         let body = self.json();
         assert_eq!(
             self.header("content-type"),
@@ -79,11 +79,16 @@ async fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &[u8]) ->
     exchange(addr, &head, body).await
 }
 
-async fn post_json(addr: SocketAddr, path: &str, token: Option<&str>, body: Value) -> Answer {
+pub(super) async fn post_json(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> Answer {
     post(addr, path, token, body.to_string().as_bytes()).await
 }
 
-fn message() -> Value {
+pub(super) fn message() -> Value {
     json!({"type": "post_message", "client_msg_id": "c-1", "body": "hello"})
 }
 
