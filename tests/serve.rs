@@ -109,10 +109,10 @@ fn serve_takes_commands_and_keeps_them_across_a_restart() {
         Some(&customer),
         r#"{"type":"post_message","client_msg_id":"m2","body":"hello?"}"#,
     );
-    assert_eq!(
-        next["seq"].as_u64(),
-        Some(first["seq"].as_u64().unwrap() + 1),
-        "the sequence continues"
+    // The router may append its own event (queued) in between: the seq goes on, never back.
+    assert!(
+        next["seq"].as_u64().unwrap() > first["seq"].as_u64().unwrap(),
+        "the sequence continues: {next} after {first}"
     );
 }
 
