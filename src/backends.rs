@@ -117,6 +117,8 @@ fn s3_archive(url: &str) -> anyhow::Result<Archive> {
 /// The librdkafka settings an operator gave, as the Kafka backend's configuration.
 pub fn kafka_config(settings: &KafkaSettings) -> KafkaConfig {
     let mut config = KafkaConfig::new(settings.bootstrap_servers.clone());
+    config.client_id = settings.client_id.clone();
+    config.session_timeout = std::time::Duration::from_millis(settings.session_timeout_ms);
     config.replication_factor = settings.replication_factor as i32;
     config.topic_config.insert(
         "min.insync.replicas".to_owned(),

@@ -30,6 +30,27 @@ pub struct Config {
     pub query: QuerySettings,
     #[serde(default)]
     pub ingest: IngestSettings,
+    #[serde(default)]
+    pub projector: ProjectorSettings,
+}
+
+/// The projector role's settings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectorSettings {
+    /// The consumer group of the projector and the name of its checkpoints in the store.
+    /// Projectors writing one store share it; a process on its own embedded store (an edge
+    /// that folds its own read models) takes its own, and the edge's `history_consumer`
+    /// names it.
+    pub consumer: String,
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        Self {
+            consumer: "projector".to_owned(),
+        }
+    }
 }
 
 /// The event log's backend.
@@ -48,6 +69,13 @@ pub enum LogBackend {
 pub struct KafkaSettings {
     /// `host:port,...` of one or more brokers.
     pub bootstrap_servers: String,
+    /// The `client.id` the brokers see. On tansu give every process its own: it tells the
+    /// members of a consumer group apart by it, so a crashed member's partitions would
+    /// otherwise never move.
+    pub client_id: String,
+    /// How long a group member (an ingest instance, a projector) may go silent before its
+    /// partitions move to the others.
+    pub session_timeout_ms: u64,
     /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
     pub security_protocol: String,
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`, with SASL.
@@ -74,6 +102,8 @@ impl Default for KafkaSettings {
     fn default() -> Self {
         Self {
             bootstrap_servers: "127.0.0.1:9092".to_owned(),
+            client_id: "switchboard".to_owned(),
+            session_timeout_ms: 10_000,
             security_protocol: "plaintext".to_owned(),
             sasl_mechanism: None,
             sasl_username: None,
@@ -296,6 +326,7 @@ impl Default for Config {
                 ..switchboard_edge::EdgeConfig::default()
             },
             query: QuerySettings::default(),
+            projector: ProjectorSettings::default(),
         }
     }
 }
