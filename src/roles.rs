@@ -125,11 +125,23 @@ pub async fn run(
         let writer = start_writer(&config, &backends).await?;
         let router = if has(Role::Router) {
             let ready = health.flag("router");
-            let router = driver::start(
+            // Several ingest instances share the tenants: each routes those whose agent
+            // partition its writer owns, so one router decides per tenant, and the lead moves
+            // with the partition when an instance dies.
+            let leadership = (config.log.backend == LogBackend::Kafka)
+                .then(|| Arc::new(writer.clone()) as Arc<dyn driver::Leadership>);
+            let peers = (!config.ingest.endpoints.is_empty())
+                .then(|| remote_commands(&config))
+                .transpose()?;
+            let router = driver::start_leading(
                 log.clone(),
-                Arc::new(writer.clone()),
+                Arc::new(RouterCommands {
+                    local: writer.clone(),
+                    peers,
+                }),
                 DriverConfig::default(),
                 Clock::system(),
+                leadership,
             )
             .await
             .context("rebuilding the router from the log")?;
@@ -174,6 +186,7 @@ pub async fn run(
     if has(Role::Projector) {
         for topic in Topic::ALL {
             let projector_config = ProjectorConfig {
+                consumer: config.projector.consumer.clone(),
                 archive: Some(backends.archive.clone()),
                 ..ProjectorConfig::default()
             };
@@ -381,6 +394,66 @@ impl Commands {
                 admission,
             )),
             None => Self::Direct(writer),
+        }
+    }
+}
+
+/// The router's way to the writers: this instance's writer, and for a conversation another
+/// instance owns, the instances of `ingest.endpoints` over gRPC.
+#[derive(Debug)]
+struct RouterCommands {
+    local: Writer,
+    peers: Option<GrpcCommands>,
+}
+
+impl switchboard_ingest::api::CommandHandler for RouterCommands {
+    async fn conversation(
+        &self,
+        principal: switchboard_events::principal::Principal,
+        conversation: Option<switchboard_events::id::ConversationId>,
+        command: switchboard_ingest::command::ConversationCommand,
+        correlation: switchboard_events::id::CorrelationId,
+    ) -> Result<switchboard_ingest::api::Ack, switchboard_ingest::CommandError> {
+        let here = self
+            .local
+            .conversation(
+                principal.clone(),
+                conversation.clone(),
+                command.clone(),
+                correlation,
+            )
+            .await;
+        match (here, &self.peers) {
+            (Err(switchboard_ingest::CommandError::NotOwner { .. }), Some(peers)) => {
+                peers
+                    .conversation(principal, conversation, command, correlation)
+                    .await
+            }
+            (here, _) => here,
+        }
+    }
+
+    async fn agent(
+        &self,
+        principal: switchboard_events::principal::Principal,
+        agent: switchboard_events::id::AgentId,
+        command: switchboard_ingest::command::AgentCommand,
+        correlation: switchboard_events::id::CorrelationId,
+    ) -> Result<switchboard_ingest::api::Ack, switchboard_ingest::CommandError> {
+        let here = self
+            .local
+            .agent(
+                principal.clone(),
+                agent.clone(),
+                command.clone(),
+                correlation,
+            )
+            .await;
+        match (here, &self.peers) {
+            (Err(switchboard_ingest::CommandError::NotOwner { .. }), Some(peers)) => {
+                peers.agent(principal, agent, command, correlation).await
+            }
+            (here, _) => here,
         }
     }
 }

@@ -35,6 +35,17 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Events from the tails waiting for the driver.
 const INPUT_DEPTH: usize = 4096;
 
+/// How often a router that leads only some tenants looks whether that changed.
+const LEADERSHIP_POLL: Duration = Duration::from_millis(250);
+
+/// Which tenants this driver decides for. Every driver folds every tenant (admission and queue
+/// signals need the state), but only one decides per tenant: with several ingest instances,
+/// the one whose writer owns the tenant's partition of the agent topic (keyed by tenant), so
+/// the lead moves with that partition when an instance dies.
+pub trait Leadership: Send + Sync + std::fmt::Debug + 'static {
+    fn leads(&self, tenant: &TenantId) -> bool;
+}
+
 /// How the driver is set up.
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
@@ -90,15 +101,26 @@ impl Drop for RouterHandle {
     }
 }
 
-/// Rebuilds the routers from `log` and starts following it. The topics must exist (the writer
-/// creates them).
+/// Rebuilds the routers from `log` and starts following it, deciding for every tenant. The
+/// topics must exist (the writer creates them).
 pub async fn start<H: CommandHandler>(
     log: Arc<dyn EventLog>,
     handler: Arc<H>,
     config: DriverConfig,
     clock: Clock,
 ) -> Result<RouterHandle, CommandError> {
-    let mut driver = Driver::new(handler, config, clock);
+    start_leading(log, handler, config, clock, None).await
+}
+
+/// [`start`], deciding only for the tenants `leadership` says this instance leads, when given.
+pub async fn start_leading<H: CommandHandler>(
+    log: Arc<dyn EventLog>,
+    handler: Arc<H>,
+    config: DriverConfig,
+    clock: Clock,
+    leadership: Option<Arc<dyn Leadership>>,
+) -> Result<RouterHandle, CommandError> {
+    let mut driver = Driver::new(handler, config, clock).leading(leadership);
     let (input, events) = mpsc::channel(INPUT_DEPTH);
     let mut tails = JoinSet::new();
     for topic in Topic::ALL {
@@ -127,6 +149,10 @@ pub(crate) struct Driver<H> {
     admission: Admission,
     publisher: Publisher,
     signals: broadcast::Sender<QueueSignal>,
+    /// `None`: this driver leads every tenant.
+    leadership: Option<Arc<dyn Leadership>>,
+    /// The tenants led at the last look, when leadership is partial.
+    led: BTreeSet<TenantId>,
 }
 
 impl<H: CommandHandler> Driver<H> {
@@ -142,7 +168,15 @@ impl<H: CommandHandler> Driver<H> {
             publisher: Publisher::new(signals.clone()),
             signals,
             config,
+            leadership: None,
+            led: BTreeSet::new(),
         }
+    }
+
+    /// Decides only for the tenants `leadership` says this instance leads, when given.
+    pub(crate) fn leading(mut self, leadership: Option<Arc<dyn Leadership>>) -> Self {
+        self.leadership = leadership;
+        self
     }
 
     /// Folds a partition up to its current end; returns the end.
@@ -193,6 +227,9 @@ impl<H: CommandHandler> Driver<H> {
     }
 
     async fn run(&mut self, mut events: mpsc::Receiver<AnyEvent>, mut stop: oneshot::Receiver<()>) {
+        let partial = self.leadership.is_some();
+        let mut poll = tokio::time::interval(LEADERSHIP_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.rounds().await;
             let now = self.clock.now();
@@ -201,6 +238,7 @@ impl<H: CommandHandler> Driver<H> {
             tokio::select! {
                 biased;
                 _ = &mut stop => return,
+                _ = poll.tick(), if partial => self.take_over(),
                 event = events.recv() => {
                     let Some(event) = event else { return };
                     self.apply(event);
@@ -255,15 +293,41 @@ impl<H: CommandHandler> Driver<H> {
         earliest
     }
 
+    fn leads(&self, tenant: &TenantId) -> bool {
+        self.leadership.as_ref().is_none_or(|l| l.leads(tenant))
+    }
+
+    /// Tenants this instance has come to lead get a round: what their previous leader left
+    /// undecided is decided here.
+    fn take_over(&mut self) {
+        let led: BTreeSet<TenantId> = self
+            .routers
+            .keys()
+            .filter(|t| self.leads(t))
+            .cloned()
+            .collect();
+        for tenant in led.difference(&self.led) {
+            tracing::info!(%tenant, "routing this tenant here");
+            self.dirty.insert(tenant.clone());
+        }
+        self.led = led;
+    }
+
     /// Decides for every dirty tenant and carries the decisions out.
     async fn rounds(&mut self) {
         let now = self.clock.now();
         for tenant in std::mem::take(&mut self.dirty) {
             self.retry.remove(&tenant);
+            let leads = self.leads(&tenant);
             let Some(router) = self.routers.get_mut(&tenant) else {
                 continue;
             };
-            let decisions = router.decide(now);
+            // Another instance decides for this tenant; this one keeps its state for admission.
+            let decisions = if leads {
+                router.decide(now)
+            } else {
+                Vec::new()
+            };
             if !decisions.is_empty() {
                 let results = execute(&self.handler, &self.config.principal, &tenant, decisions);
                 let mut failed = false;

@@ -235,6 +235,18 @@ impl Writer {
     }
 }
 
+/// An instance leads the routing of the tenants whose agent partition it writes.
+impl crate::routing::driver::Leadership for Writer {
+    fn leads(&self, tenant: &switchboard_events::id::TenantId) -> bool {
+        let partition = partition_for_key(tenant.as_str().as_bytes(), self.agents.len() as u32);
+        self.agents.get(partition as usize).is_some_and(|slot| {
+            slot.read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some()
+        })
+    }
+}
+
 fn owned<T>(slots: &Slots<T>) -> Vec<u32> {
     (0..slots.len() as u32)
         .filter(|&p| {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use switchboard_events::id::TenantId;
 use switchboard_events::principal::Principal;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -14,7 +15,17 @@ use super::*;
 use crate::api::{Ack, CommandHandler};
 use crate::command::{AgentCommand, ConversationCommand};
 use crate::error::CommandError;
-use crate::routing::driver::Driver;
+use crate::routing::driver::{Driver, Leadership};
+
+/// Leads the tenants while its flag is up, as an instance owning their agent partition.
+#[derive(Debug, Default)]
+struct Lead(std::sync::atomic::AtomicBool);
+
+impl Leadership for Lead {
+    fn leads(&self, _: &TenantId) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// Appends what the router commands to the shared [`Given`] log and forwards it to the driver.
 struct FakeWriter {
@@ -109,6 +120,15 @@ fn harness(config: RoutingConfig, start: Timestamp) -> Harness {
 }
 
 fn harness_failing(config: RoutingConfig, start: Timestamp, failures: usize) -> Harness {
+    harness_leading(config, start, failures, None)
+}
+
+fn harness_leading(
+    config: RoutingConfig,
+    start: Timestamp,
+    failures: usize,
+    leadership: Option<Arc<dyn Leadership>>,
+) -> Harness {
     let mut g = given(config.clone());
     g.now = start;
     let given = Arc::new(Mutex::new(g));
@@ -127,7 +147,7 @@ fn harness_failing(config: RoutingConfig, start: Timestamp, failures: usize) -> 
         routing: RoutingConfigs::new(config),
         ..DriverConfig::default()
     };
-    let driver = Driver::new(Arc::new(writer), driver_config, clock);
+    let driver = Driver::new(Arc::new(writer), driver_config, clock).leading(leadership);
     Harness {
         given,
         clock,
@@ -284,4 +304,21 @@ async fn a_decision_that_failed_is_tried_again() {
         ["assign c1 to a1 (RoundRobin) at 2s"],
         "tried at once, after a second, and again after another"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_router_that_does_not_lead_the_tenant_decides_nothing_until_it_takes_over() {
+    let lead = Arc::new(Lead::default());
+    let mut h = harness_leading(RoutingConfig::default(), secs(0), 0, Some(lead.clone()));
+    h.when(|g| {
+        g.online("a1", 5, &[]).open("c1");
+    })
+    .await;
+    // Another instance leads the tenant: a virtual minute passes without a decision here.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(h.commands(0).await.len(), 0, "only the leader decides");
+    // The leader died and its agent partition came here: what it left undone is decided.
+    lead.0.store(true, Ordering::SeqCst);
+    assert_eq!(h.commands(1).await, ["assign c1 to a1 (RoundRobin) at 60s"]);
+    h.handle.stop().await;
 }
