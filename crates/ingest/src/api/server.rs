@@ -138,6 +138,11 @@ impl<H: CommandHandler, A: Authenticator> Api<H, A> {
 fn report(result: &Result<Ack, CommandError>) {
     match result {
         Ok(ack) => tracing::debug!(seq = ack.seq.0, unchanged = ack.unchanged, "acknowledged"),
+        // Not owning the partition is routine with several instances: the caller retries
+        // on the next one.
+        Err(err @ CommandError::NotOwner { .. }) => {
+            tracing::debug!(code = err.code(), %err, "not the owner")
+        }
         Err(err) => match err.domain() {
             ErrorDomain::User => tracing::debug!(code = err.code(), %err, "refused"),
             ErrorDomain::External => tracing::warn!(code = err.code(), %err, "failed"),
