@@ -4,6 +4,9 @@
 
 #![allow(dead_code, reason = "each test binary uses a part of the harness")]
 
+pub mod kafka;
+pub mod node;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
