@@ -107,7 +107,10 @@ pub fn act_as(
             role: role_name(caller.role),
         });
     }
-    if other.role == Role::Service {
+    // A tenant's service acts as itself. Only the deployment's own all-tenants service (an
+    // ingest instance forwarding its router's commands to the instance that owns the
+    // conversation) may carry a tenant's service principal.
+    if other.role == Role::Service && !all_tenants {
         return Err(AuthError::OnBehalfOfService);
     }
     if !all_tenants && other.tenant != caller.tenant {
@@ -332,8 +335,13 @@ mod tests {
         assert_eq!((err.code(), err.status().http()), ("forbidden", 403));
         let other_service = principal("acme", Role::Service, "router");
         assert_eq!(
-            run(t.authenticate(Some(EDGE), Some(other_service))),
+            run(t.authenticate(Some(CRM), Some(other_service.clone()))),
             Err(AuthError::OnBehalfOfService)
+        );
+        assert_eq!(
+            run(t.authenticate(Some(EDGE), Some(other_service.clone()))),
+            Ok(other_service),
+            "the all-tenants service forwards a router's commands"
         );
     }
 
