@@ -6,7 +6,7 @@
 //! ```text
 //! cargo run --release -p switchboard-edge --example bench -- \
 //!     --switchboard target/release/switchboard --peers ops/bench/peers [--quick] [--set KEY=VALUE]...
-//!     [--targets switchboard,switchboard-never,ws,socketio] [--steady-only] [--rates 1000,5000]
+//!     [--targets switchboard,switchboard-never,distributed,ws,socketio] [--steady-only] [--rates 1000,5000]
 //!     [--seconds S] [--rooms N]
 //! ```
 //!
@@ -334,6 +334,7 @@ fn args() -> Result<Args, Error> {
                     .map(|t| match t {
                         "switchboard" => Ok(Target::Switchboard("always")),
                         "switchboard-never" => Ok(Target::Switchboard("never")),
+                        "distributed" => Ok(Target::Distributed),
                         "ws" => Ok(Target::Ws),
                         "socketio" => Ok(Target::SocketIo),
                         other => Err(format!("unknown target {other}")),

@@ -69,9 +69,10 @@ async fn room(server: &Endpoint, i: usize, agents: usize, tenants: usize) -> Res
         .ok_or("ack without conversation_id")?
         .to_owned();
     let mut subscribed = Vec::with_capacity(agents);
+    let agents_at = server.for_agents();
     for a in 0..agents {
         let agent = who("agent", format!("agent-{i}-{a}"));
-        let mut conn = connect(server, &agent, source(i)).await?;
+        let mut conn = connect(&agents_at, &agent, source(i)).await?;
         subscribe(&mut conn, &conversation, 0, &mut Tracker::default()).await?;
         subscribed.push((agent, conn));
     }
@@ -406,7 +407,7 @@ async fn receive(
         if reconnect.is_none() && watch.storm_at.is_some_and(|at| now >= at) {
             drop(conn.take());
             let resumed = async {
-                let mut fresh = connect(server, &who, source).await?;
+                let mut fresh = connect(&server.for_agents(), &who, source).await?;
                 subscribe(&mut fresh, &conversation, tracker.last_seq, &mut tracker).await?;
                 Ok::<_, Error>(fresh)
             }

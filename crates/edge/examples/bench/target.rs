@@ -15,11 +15,15 @@ use switchboard_events::token::{TokenIssuer, now_seconds};
 use super::client::Who;
 use crate::Error;
 
+mod distributed;
+
 /// What a column of the table ran.
 #[derive(Clone, Debug)]
 pub enum Target {
     /// `switchboard serve` with `log.durability` set to this (`always` or `never`).
     Switchboard(&'static str),
+    /// Every role its own process on a tansu broker: two edges, two ingest instances.
+    Distributed,
     Ws,
     SocketIo,
 }
@@ -29,6 +33,7 @@ impl Target {
         match self {
             Target::Switchboard("always") => "switchboard".to_owned(),
             Target::Switchboard(durability) => format!("switchboard {durability}"),
+            Target::Distributed => "distributed".to_owned(),
             Target::Ws => "ws".to_owned(),
             Target::SocketIo => "socket.io".to_owned(),
         }
@@ -58,6 +63,8 @@ pub struct Server {
     pub pid: u32,
     pub endpoint: Endpoint,
     _data: Option<tempfile::TempDir>,
+    /// The deployment's other processes (distributed), killed after `child`.
+    others: Vec<Child>,
 }
 
 /// How to reach a started server.
@@ -66,6 +73,8 @@ pub struct Endpoint {
     pub transport: Transport,
     /// The WebSocket listener.
     pub edge: SocketAddr,
+    /// Where agents connect, when not to `edge` (the distributed target's second edge).
+    pub agent_edge: Option<SocketAddr>,
     /// Where history is read over HTTP (switchboard's query service, the peers' own server).
     pub history: SocketAddr,
     issuer: Option<TokenIssuer>,
@@ -87,6 +96,10 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for other in &mut self.others {
+            let _ = other.kill();
+            let _ = other.wait();
+        }
     }
 }
 
@@ -98,6 +111,7 @@ impl Server {
     pub fn start(target: &Target, programs: &Programs) -> Result<Self, Error> {
         match target {
             Target::Switchboard(durability) => switchboard(programs, durability),
+            Target::Distributed => distributed::start(programs),
             Target::Ws => node(&programs.peers, "ws.js", Transport::Ws),
             Target::SocketIo => node(&programs.peers, "socketio.js", Transport::SocketIo),
         }
@@ -105,6 +119,14 @@ impl Server {
 }
 
 impl Endpoint {
+    /// The endpoint agents connect to.
+    pub fn for_agents(&self) -> Endpoint {
+        Endpoint {
+            edge: self.agent_edge.unwrap_or(self.edge),
+            ..self.clone()
+        }
+    }
+
     /// A token for `who` (switchboard only; the peers take a `hello`).
     pub fn token(&self, who: &Who) -> Result<String, Error> {
         let issuer = self.issuer.as_ref().ok_or("this server takes no token")?;
@@ -158,6 +180,7 @@ fn switchboard(programs: &Programs, durability: &str) -> Result<Server, Error> {
         endpoint: Endpoint {
             transport: Transport::Switchboard,
             edge: edge.ok_or("no edge address")?,
+            agent_edge: None,
             history: history.ok_or("no query address")?,
             issuer: Some(TokenIssuer::hs256(
                 SECRET.as_bytes(),
@@ -166,6 +189,7 @@ fn switchboard(programs: &Programs, durability: &str) -> Result<Server, Error> {
             )),
         },
         _data: Some(data),
+        others: Vec::new(),
     })
 }
 
@@ -181,10 +205,12 @@ fn node(peers: &Path, script: &str, transport: Transport) -> Result<Server, Erro
         endpoint: Endpoint {
             transport,
             edge: addr,
+            agent_edge: None,
             history: addr,
             issuer: None,
         },
         _data: None,
+        others: Vec::new(),
     })
 }
 
