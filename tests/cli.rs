@@ -414,3 +414,26 @@ fn replay_verify_export_and_rebuild_work_offline_and_online_with_the_same_bytes(
         "{lines}"
     );
 }
+
+#[test]
+fn online_commands_wait_out_the_read_rate() {
+    let data = tempfile::tempdir().unwrap();
+    let auditor = support::token(data.path(), "auditor", "audit-1");
+    let server = Server::start(
+        data.path(),
+        &[
+            "--set",
+            "query.read_limits.staff.per_second=2.0",
+            "--set",
+            "query.read_limits.staff.burst=1.0",
+        ],
+    );
+    write_traffic(&server, data.path());
+    std::thread::sleep(Duration::from_secs(1));
+    // A replay and two verifications: more reads than the bucket holds.
+    let url = format!("http://{}", server.query);
+    let verified = cli(&["verify", "--url", &url, "--token", &auditor]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    let lines = String::from_utf8(verified.stdout).unwrap();
+    assert_eq!(lines.matches(r#""verdict":"intact""#).count(), 2, "{lines}");
+}

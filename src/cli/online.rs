@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -16,6 +17,9 @@ use switchboard_query::export::Format;
 
 use super::progress::{Progress, Summary};
 use super::{Exit, Failure, Job, ScopeArgs, Target, Verdicts};
+
+/// Times a read refused for the rate is tried again.
+const RATE_RETRIES: u32 = 5;
 
 /// A query service and the token to ask it with.
 #[derive(Debug)]
@@ -51,8 +55,28 @@ impl Online {
     }
 
     /// Sends a GET and answers the response once its status is a success; a refusal becomes
-    /// a usage failure carrying the service's error message.
+    /// a usage failure carrying the service's error message. A read rate refusal (429) waits
+    /// as long as `retry-after` says and tries again, a few times.
     async fn get(&self, path: &str) -> Result<Response<Incoming>, Failure> {
+        let mut tries = 0;
+        loop {
+            match self.get_once(path).await? {
+                Ok(response) => return Ok(response),
+                Err(wait) if tries < RATE_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(_) => {
+                    return Err(Failure::io(anyhow::anyhow!(
+                        "the query service kept refusing {path} for the read rate (429)"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// One GET: the response, or how long the service asks to wait (429).
+    async fn get_once(&self, path: &str) -> Result<Result<Response<Incoming>, Duration>, Failure> {
         let unreachable = |e: &dyn std::fmt::Display| {
             Failure::io(anyhow::anyhow!(
                 "cannot reach the query service at http://{}: {e}",
@@ -80,7 +104,15 @@ impl Online {
             .map_err(|e| unreachable(&e))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(response);
+            return Ok(Ok(response));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let seconds = response
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .unwrap_or(1);
+            return Ok(Err(Duration::from_secs(seconds)));
         }
         let body = response
             .into_body()
@@ -93,13 +125,11 @@ impl Online {
             .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
         let error = anyhow::anyhow!("the query service answered {status} to {path}: {message}");
-        Err(
-            if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
-                Failure::usage(error)
-            } else {
-                Failure::io(error)
-            },
-        )
+        Err(if status.is_client_error() {
+            Failure::usage(error)
+        } else {
+            Failure::io(error)
+        })
     }
 
     /// Hands each piece of a response body to `each`, failing when the body ends early (the
@@ -133,12 +163,16 @@ impl Online {
             Job::Export(format) => path(&scope.scope(), "export", Some(format)),
         };
         let response = self.get(&path).await?;
-        let mut progress = Progress::spinner(match job {
+        let progress = Progress::spinner(match job {
             Job::Replay => "replaying",
             Job::Export(_) => "exporting",
         });
         let mut lines =
             (job == Job::Replay || job == Job::Export(Format::Ndjson)).then(LineHeads::default);
+        let mut progress = match lines {
+            Some(_) => progress,
+            None => progress.uncounted(),
+        };
         Self::body(response, |data| {
             out.write_all(data)
                 .map_err(|e| Failure::io(anyhow::anyhow!("writing the output: {e}")))?;

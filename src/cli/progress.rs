@@ -15,6 +15,8 @@ pub struct Progress {
     pub events: u64,
     pub conversations: u64,
     pub bytes: u64,
+    /// Whether events and conversations are counted (not in an Avro body over --url).
+    counted: bool,
     last_conversation: Option<String>,
 }
 
@@ -52,8 +54,15 @@ impl Progress {
             events: 0,
             conversations: 0,
             bytes: 0,
+            counted: true,
             last_conversation: None,
         }
+    }
+
+    /// The events and conversations are not counted: the summary gives bytes only.
+    pub fn uncounted(mut self) -> Self {
+        self.counted = false;
+        self
     }
 
     /// Counts `events` events and `bytes` bytes of `conversation` (a new one when it changes).
@@ -85,6 +94,7 @@ impl Progress {
             events: self.events,
             conversations: self.conversations,
             bytes: self.bytes,
+            counted: self.counted,
             took: self.started.elapsed(),
         }
     }
@@ -104,11 +114,20 @@ pub struct Summary {
     pub events: u64,
     pub conversations: u64,
     pub bytes: u64,
+    pub counted: bool,
     pub took: Duration,
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.counted {
+            return write!(
+                f,
+                "{} in {:.2} s (events are not counted in an Avro body)",
+                Bytes(self.bytes),
+                self.took.as_secs_f64()
+            );
+        }
         write!(
             f,
             "{} events of {} conversations, {}, in {:.2} s",
