@@ -20,6 +20,8 @@ pub struct Backends {
     /// The embedded log, which must be shut down before the process exits.
     embedded: Option<Arc<EmbeddedLog>>,
     pub store: Arc<dyn ReadModels>,
+    /// The embedded store, whose rows have a digest (`switchboard rebuild` compares them).
+    pub embedded_store: Option<Arc<EmbeddedStore>>,
     pub archive: Archive,
 }
 
@@ -50,18 +52,17 @@ impl Backends {
                 (Arc::new(log), None)
             }
         };
-        let store: Arc<dyn ReadModels> = match config.store.backend {
-            StoreBackend::Embedded => Arc::new(
-                EmbeddedStore::open(data.join("store"), EmbeddedOptions::default())
-                    .context("opening the read-model store")?,
-            ),
+        let (store, embedded_store): (Arc<dyn ReadModels>, _) = match config.store.backend {
+            StoreBackend::Embedded => {
+                let store = Arc::new(open_embedded_store(&data.join("store"))?);
+                (store.clone(), Some(store))
+            }
             StoreBackend::Scylla => {
                 let options = scylla_options(&config.store.scylla)?;
-                Arc::new(
-                    ScyllaStore::connect(&options)
-                        .await
-                        .context("connecting to ScyllaDB")?,
-                )
+                let store = ScyllaStore::connect(&options)
+                    .await
+                    .context("connecting to ScyllaDB")?;
+                (Arc::new(store), None)
             }
         };
         let archive = match config.archive.location.as_deref() {
@@ -74,6 +75,7 @@ impl Backends {
             log,
             embedded,
             store,
+            embedded_store,
             archive,
         })
     }
@@ -84,6 +86,11 @@ impl Backends {
             log.shutdown();
         }
     }
+}
+
+/// The embedded read-model store in `dir`, created when missing.
+pub fn open_embedded_store(dir: &std::path::Path) -> anyhow::Result<EmbeddedStore> {
+    EmbeddedStore::open(dir, EmbeddedOptions::default()).context("opening the read-model store")
 }
 
 /// The data directory holds secrets and customers' data: only its owner may read it.

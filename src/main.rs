@@ -1,6 +1,7 @@
 //! `switchboard`: one binary for every role.
 
 mod backends;
+mod cli;
 mod config;
 mod roles;
 mod secrets;
@@ -22,7 +23,9 @@ use crate::roles::Role;
 #[command(name = "switchboard", version, disable_help_subcommand = true)]
 #[command(
     after_help = "Run `switchboard <command> --help` for a command's options and an example.\n\
-Configuration precedence: defaults < --config file < SWITCHBOARD_* environment < --set/--data-dir."
+Configuration precedence: defaults < --config file < SWITCHBOARD_* environment < --set/--data-dir.\n\
+Exit codes: 0 done, 1 usage or refused, 2 a check failed (verify: a broken chain), 3 I/O or \
+connection error, 4 data directory in use by `serve`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -79,6 +82,8 @@ switchboard run --roles projector,query --config switchboard.toml"
         /// A schema id, as `switchboard schemas` lists them.
         id: String,
     },
+    #[command(flatten)]
+    Operate(cli::Command),
     /// Print the version.
     Version,
     /// Print this help.
@@ -113,9 +118,13 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+            let code = if e.use_stderr() {
+                cli::Exit::Usage
+            } else {
+                cli::Exit::Ok
+            };
             let _ = e.print();
-            return ExitCode::from(code);
+            return code.into();
         }
     };
     let result = match cli.command {
@@ -129,6 +138,7 @@ fn main() -> ExitCode {
             ttl,
             config,
         } => token(&config, &tenant, &role, &subject, ttl),
+        Command::Operate(command) => return cli::run(command),
         Command::Schemas => list_schemas(&mut std::io::stdout().lock()),
         Command::Schema { id } => print_schema(&mut std::io::stdout().lock(), &id),
         Command::Version => writeln!(
@@ -146,7 +156,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchboard: {e:#}");
-            ExitCode::FAILURE
+            cli::Exit::Usage.into()
         }
     }
 }

@@ -198,28 +198,11 @@ pub async fn run(
 
     let mut archiver = None;
     if has(Role::Archiver) {
-        let archiver_config = ArchiverConfig {
-            archive_after: std::time::Duration::from_secs(config.archive.after_days * 86_400),
-            ..ArchiverConfig::default()
-        };
-        archiver = Some(
-            Archiver::new(store.clone(), backends.archive.clone(), archiver_config)
-                .spawn(stop.receiver()),
-        );
+        archiver = Some(archiver_of(&config, &backends).spawn(stop.receiver()));
     }
 
     if has(Role::Query) {
-        let sources = Sources::hot(store.clone())
-            .then(Arc::new(ArchiveSource {
-                store: store.clone(),
-                archive: backends.archive.clone(),
-            }))
-            .then(Arc::new(LogSource::new(log.clone())));
-        let query = Arc::new(
-            QueryService::new(store.clone(), verifier(&config)?, &CacheConfig::default())
-                .with_sources(sources)
-                .with_read_limits(config.query.read_limits),
-        );
+        let query = Arc::new(query_service(&config, &backends)?);
         // Cached pages follow the log: an event seen there invalidates its conversation's pages.
         let (follow_log, cache) = (log.clone(), query.cache() as Arc<dyn Invalidate>);
         tasks.spawn(async move {
@@ -335,6 +318,36 @@ pub async fn run(
     }
     backends.shutdown();
     outcome
+}
+
+/// The archiver on these backends, with the configuration's `archive.after_days`.
+pub fn archiver_of(config: &Config, backends: &Backends) -> Archiver {
+    let archiver_config = ArchiverConfig {
+        archive_after: std::time::Duration::from_secs(config.archive.after_days * 86_400),
+        ..ArchiverConfig::default()
+    };
+    Archiver::new(
+        backends.store.clone(),
+        backends.archive.clone(),
+        archiver_config,
+    )
+}
+
+/// The query service on these backends: history from the hot store, then the cold archive,
+/// then the log. The query role serves it; the CLI's offline commands call it directly.
+pub fn query_service(config: &Config, backends: &Backends) -> anyhow::Result<QueryService> {
+    let store = backends.store.clone();
+    let sources = Sources::hot(store.clone())
+        .then(Arc::new(ArchiveSource {
+            store: store.clone(),
+            archive: backends.archive.clone(),
+        }))
+        .then(Arc::new(LogSource::new(backends.log.clone())));
+    Ok(
+        QueryService::new(store, verifier(config)?, &CacheConfig::default())
+            .with_sources(sources)
+            .with_read_limits(config.query.read_limits),
+    )
 }
 
 /// Starts the single writer: of every partition on the embedded log, of the partitions the

@@ -27,6 +27,17 @@ pub async fn rebuild(
     consumer: &str,
     chunk: usize,
 ) -> Result<RebuildReport, ProjectorError> {
+    rebuild_with_progress(log, store, consumer, chunk, &mut |_| {}).await
+}
+
+/// [`rebuild`], telling `progress` the records read so far after each chunk.
+pub async fn rebuild_with_progress(
+    log: &dyn EventLog,
+    store: Arc<dyn ReadModels>,
+    consumer: &str,
+    chunk: usize,
+    progress: &mut (dyn FnMut(&RebuildReport) + Send),
+) -> Result<RebuildReport, ProjectorError> {
     let mut report = RebuildReport::default();
     // Agents first: conversation folds never read agent records, but a reader of a half-built
     // store sees consistent agents sooner.
@@ -50,6 +61,7 @@ pub async fn rebuild(
                 if let Some(next) = projected.next_offset {
                     projector.committed(next);
                 }
+                progress(&report);
             }
         }
     }

@@ -1,6 +1,10 @@
 //! The formats a replay is written in: NDJSON (one audit line per event, see `render.rs`) or an
 //! Avro object container file whose records carry each event's original frame, so that an
 //! exported file verifies byte for byte and decodes with the schema registry.
+//!
+//! [`encode`] is the one loop that turns a replay into bytes: the HTTP API streams what it
+//! hands out and the `switchboard` CLI writes it to a file, so the same replay gives the same
+//! bytes on every path. For that, Avro files carry a fixed sync marker rather than a random one.
 
 use std::sync::LazyLock;
 
@@ -9,6 +13,7 @@ use apache_avro::types::Value;
 use axum::body::Bytes;
 use switchboard_events::id::ConversationId;
 
+use crate::audit::Replay;
 use crate::error::QueryError;
 use crate::render;
 use crate::source::Frame;
@@ -26,6 +31,12 @@ pub const EXPORT_SCHEMA: &str = r#"{
     {"name": "frame", "type": "bytes"}
   ]
 }"#;
+
+/// The sync marker of every exported Avro file: fixed, so an export is reproducible byte for
+/// byte; random-looking, so it is as unlikely as a generated one to occur inside a block.
+const SYNC_MARKER: [u8; 16] = [
+    0x5b, 0x1e, 0xc4, 0x9a, 0x07, 0xd3, 0x62, 0xf8, 0x3c, 0xa1, 0x4e, 0x95, 0xb0, 0x2d, 0x77, 0xe6,
+];
 
 static SCHEMA: LazyLock<Schema> =
     LazyLock::new(|| Schema::parse_str(EXPORT_SCHEMA).expect("the export schema parses"));
@@ -79,7 +90,12 @@ impl Encoder {
         Ok(match format {
             Format::Ndjson => Self::Ndjson(Vec::with_capacity(64 * 1024)),
             Format::Avro => Self::Avro(Box::new(
-                apache_avro::Writer::new(&SCHEMA, Vec::new()).map_err(avro_error)?,
+                apache_avro::Writer::builder()
+                    .schema(&SCHEMA)
+                    .writer(Vec::new())
+                    .marker(SYNC_MARKER)
+                    .build()
+                    .map_err(avro_error)?,
             )),
         })
     }
@@ -118,4 +134,48 @@ impl Encoder {
         };
         Ok(Bytes::from(out))
     }
+}
+
+/// A piece of an encoded replay: the bytes complete after one chunk of one conversation.
+#[derive(Debug)]
+pub struct Piece {
+    pub conversation: Option<ConversationId>,
+    /// Events encoded in `bytes`.
+    pub events: usize,
+    pub bytes: Bytes,
+}
+
+/// Encodes `replay` in `format`, handing each piece to `sink` as it is ready (the last one, the
+/// end of the file, with no conversation). `sink` answers whether to go on. The error that
+/// stopped the replay, or the encoder's, ends it: whatever was handed out is then incomplete.
+pub async fn encode<Sent: Future<Output = bool>>(
+    mut replay: Replay,
+    format: Format,
+    mut sink: impl FnMut(Piece) -> Sent,
+) -> Result<(), QueryError> {
+    let mut encoder = Encoder::new(format)?;
+    while let Some(chunk) = replay.recv().await {
+        let chunk = chunk?;
+        for frame in &chunk.frames {
+            encoder.push(&chunk.conversation, frame)?;
+        }
+        let piece = Piece {
+            events: chunk.frames.len(),
+            bytes: encoder.take()?,
+            conversation: Some(chunk.conversation),
+        };
+        if !sink(piece).await {
+            return Ok(());
+        }
+    }
+    let rest = encoder.take()?;
+    if !rest.is_empty() {
+        sink(Piece {
+            conversation: None,
+            events: 0,
+            bytes: rest,
+        })
+        .await;
+    }
+    Ok(())
 }

@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::audit::{Purpose, Replay, Scope};
 use crate::error::QueryError;
-use crate::export::{Encoder, Format};
+use crate::export::{self, Format};
 use crate::lists::{ListParams, parse_cursor};
 use crate::service::{HistoryFrom, QueryService};
 use crate::{day, openapi, registry_api};
@@ -305,27 +305,16 @@ async fn export_tenant(
 }
 
 /// A replay as a chunked body in `format`.
-fn stream(mut replay: Replay, format: Format) -> Result<Response, QueryError> {
-    let mut encoder = Encoder::new(format)?;
+fn stream(replay: Replay, format: Format) -> Result<Response, QueryError> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
-        let abort = |e: QueryError| std::io::Error::other(e.to_string());
-        while let Some(chunk) = replay.recv().await {
-            let encoded = chunk.and_then(|chunk| {
-                for frame in &chunk.frames {
-                    encoder.push(&chunk.conversation, frame)?;
-                }
-                encoder.take()
-            });
-            let failed = encoded.is_err();
-            if tx.send(encoded.map_err(abort)).await.is_err() || failed {
-                return;
-            }
-        }
-        if let Ok(rest) = encoder.take()
-            && !rest.is_empty()
-        {
-            let _ = tx.send(Ok(rest)).await;
+        let sent = export::encode(replay, format, |piece| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(piece.bytes)).await.is_ok() }
+        })
+        .await;
+        if let Err(e) = sent {
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });
     Ok((

@@ -119,6 +119,10 @@ async fn exports_come_as_ndjson_or_an_avro_container_of_original_frames() {
         got.push(frame.clone());
     }
     assert_eq!(got, expected);
+    let (_, again) = world
+        .get("/v1/conversations/conv-a/export?format=avro", Some(&sup))
+        .await;
+    assert_eq!(again, avro, "the same export gives the same bytes");
     let (status, empty) = world
         .get("/v1/export?from=0&to=1&format=avro", Some(&sup))
         .await;
