@@ -2,8 +2,13 @@
 
 use std::path::PathBuf;
 
+// The manifest directory is read when the script runs, not when it is compiled: a build
+// cache shared between checkouts must not point this checkout at another one's schemas.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let schemas = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas/proto");
+    let schemas = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").ok_or("cargo sets CARGO_MANIFEST_DIR")?,
+    )
+    .join("../../schemas/proto");
     let proto = schemas.join("switchboard/ingest/v1/ingest.proto");
     println!("cargo:rerun-if-changed={}", proto.display());
     let descriptors = protox::compile([&proto], [&schemas])?;
