@@ -5,6 +5,7 @@ mod config;
 mod roles;
 mod secrets;
 mod serving;
+mod tls;
 
 use std::collections::BTreeSet;
 use std::io::Write;

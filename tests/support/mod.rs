@@ -21,6 +21,7 @@ pub struct Server {
     pub http: String,
     pub grpc: String,
     pub query: String,
+    pub query_grpc: String,
     pub edge: String,
     pub admin: String,
 }
@@ -44,10 +45,12 @@ impl Server {
             .spawn()
             .expect("the binary starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut http, mut grpc, mut query, mut edge, mut admin) = (None, None, None, None, None);
+        let (mut http, mut grpc, mut query, mut query_grpc, mut edge, mut admin) =
+            (None, None, None, None, None, None);
         while http.is_none()
             || grpc.is_none()
             || query.is_none()
+            || query_grpc.is_none()
             || edge.is_none()
             || admin.is_none()
         {
@@ -56,7 +59,7 @@ impl Server {
                 .expect("serve announces its endpoints")
                 .unwrap();
             let address = line
-                .split("http://")
+                .split("://")
                 .nth(1)
                 .and_then(|rest| rest.split(['/', ' ']).next())
                 .map(str::to_owned);
@@ -66,6 +69,8 @@ impl Server {
                 grpc = address;
             } else if line.contains("queries   HTTP") {
                 query = address;
+            } else if line.contains("queries   gRPC") {
+                query_grpc = address;
             } else if line.contains("widget") {
                 edge = address;
             } else if line.contains("admin") {
@@ -79,6 +84,7 @@ impl Server {
             http: http.unwrap(),
             grpc: grpc.unwrap(),
             query: query.unwrap(),
+            query_grpc: query_grpc.unwrap(),
             edge: edge.unwrap(),
             admin: admin.unwrap(),
         }
