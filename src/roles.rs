@@ -169,7 +169,17 @@ pub async fn run(
         ));
         let routes =
             tonic::service::Routes::new(switchboard_ingest::api::grpc::service(api.clone()));
-        tasks.spawn(listeners.grpc(grpc, routes, stop.clone()));
+        let secure_grpc = config
+            .listen
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.ingest_grpc);
+        let grpc_listeners = if secure_grpc {
+            listeners.clone()
+        } else {
+            listeners.plain()
+        };
+        tasks.spawn(grpc_listeners.grpc(grpc, routes, stop.clone()));
         tasks.spawn(listeners.serve(
             http,
             Kind::Http,
@@ -516,7 +526,10 @@ fn announce(config: &Config, roles: &BTreeSet<Role>, lines: &[Line]) {
         config.data_dir.display()
     );
     for line in lines {
-        let secure = config.listen.tls.is_some() && line.what != "admin";
+        let secure = config.listen.tls.as_ref().is_some_and(|tls| {
+            line.what != "admin"
+                && (tls.ingest_grpc || (line.what, line.protocol) != ("commands", "gRPC"))
+        });
         eprintln!(
             "  {:<9} {:<5} {}://{}{}{}",
             line.what,

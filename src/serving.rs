@@ -6,7 +6,7 @@
 //! connection builder with its header-read timeout and HTTP/2 keep-alive, a watchdog per
 //! connection for the handshake and idle deadlines, and a deadline on every request body.
 //! The limits are the `[listen.limits]` table ([`Limits`]); `[listen.tls]` ([`crate::tls`])
-//! puts rustls in front of every listener but the admin one.
+//! puts rustls in front of the public listeners.
 
 mod connection;
 
@@ -145,6 +145,14 @@ pub struct Listeners {
 impl Listeners {
     pub fn new(limits: Limits, tls: Option<Tls>) -> Self {
         Self { limits, tls }
+    }
+
+    /// The same listeners without TLS.
+    pub fn plain(&self) -> Self {
+        Self {
+            limits: self.limits,
+            tls: None,
+        }
     }
 
     /// Serves `router` on `listener` until shutdown, then lets the requests under way finish

@@ -20,7 +20,8 @@ use tokio_rustls::rustls::{ServerConfig, version};
 
 use crate::serving::{Kind, Shutdown};
 
-/// The `[listen.tls]` table: with it, every listener but the admin one speaks TLS only.
+/// The `[listen.tls]` table: with it, the edge, query and ingest HTTP listeners speak TLS only,
+/// and ingest gRPC too with `ingest_grpc`; the admin listener never does.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
@@ -31,6 +32,10 @@ pub struct TlsFiles {
     /// How often the files' modification times are checked.
     #[serde(default = "default_reload_interval_ms")]
     pub reload_interval_ms: u64,
+    /// TLS on ingest gRPC as well. Off by default: an edge in another process reaches ingest
+    /// over plain HTTP/2 (`ingest.endpoints`), for the operator's network.
+    #[serde(default)]
+    pub ingest_grpc: bool,
 }
 
 fn default_reload_interval_ms() -> u64 {
