@@ -145,7 +145,7 @@ async fn public_listeners_speak_only_tls_and_a_replaced_certificate_is_served_wi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_never_finishes_its_tls_handshake_is_dropped() {
+async fn a_stalled_tls_handshake_is_dropped_and_ingest_grpc_stays_plain_unless_asked() {
     let data = tempfile::tempdir().unwrap();
     let certs = tempfile::tempdir().unwrap();
     let (cert, key, _) = self_signed();
@@ -169,6 +169,16 @@ async fn a_client_that_never_finishes_its_tls_handshake_is_dropped() {
             "listen.limits.handshake_timeout_ms=500",
         ],
     );
+    // Without `listen.tls.ingest_grpc`, ingest gRPC stays plain HTTP/2 for the edges of
+    // other processes: a client preface and empty SETTINGS get the server's SETTINGS.
+    let mut grpc = tokio::net::TcpStream::connect(&server.grpc).await.unwrap();
+    grpc.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let mut frame = [0u8; 9];
+    grpc.read_exact(&mut frame).await.unwrap();
+    assert_eq!(frame[3], 0x04, "a SETTINGS frame: {frame:?}");
+
     let mut silent = tokio::net::TcpStream::connect(&server.edge).await.unwrap();
     // The first bytes of a ClientHello, then nothing.
     silent.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
