@@ -212,6 +212,12 @@ pub struct Listen {
     /// Health (`/healthz`, `/readyz`) and metrics (`/metrics`) of every role in the process:
     /// for the operator's network, never the public one.
     pub admin: SocketAddr,
+    /// Timeouts and connection caps of every listener (`crate::serving::Limits`).
+    #[serde(default)]
+    pub limits: crate::serving::Limits,
+    /// TLS on every listener but the admin one, when set (`crate::tls::TlsFiles`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -293,6 +299,8 @@ impl Default for Config {
                 query_http: local(7103),
                 query_grpc: local(7104),
                 admin: local(7109),
+                limits: crate::serving::Limits::default(),
+                tls: None,
             },
             log: LogConfig {
                 backend: LogBackend::Embedded,

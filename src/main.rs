@@ -6,6 +6,7 @@ mod config;
 mod roles;
 mod secrets;
 mod serving;
+mod tls;
 
 use std::collections::BTreeSet;
 use std::io::Write;

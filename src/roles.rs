@@ -27,7 +27,8 @@ use tokio::task::JoinSet;
 use crate::backends::Backends;
 use crate::config::{Config, LogBackend};
 use crate::secrets::jwt_secret;
-use crate::serving::{self, Health, Shutdown};
+use crate::serving::{self, Health, Kind, Listeners, Shutdown};
+use crate::tls::Tls;
 
 /// One role of the product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -109,6 +110,14 @@ pub async fn run(
     let log = backends.log.clone();
     let store = backends.store.clone();
 
+    let tls = config
+        .listen
+        .tls
+        .as_ref()
+        .map(|files| Tls::start(files, stop.clone()))
+        .transpose()
+        .context("loading the TLS certificate")?;
+    let listeners = Listeners::new(config.listen.limits, tls);
     let admin = serving::bind(config.listen.admin, "admin").await?;
     announced.push(Line::new(
         "admin",
@@ -172,9 +181,20 @@ pub async fn run(
         ));
         let routes =
             tonic::service::Routes::new(switchboard_ingest::api::grpc::service(api.clone()));
-        tasks.spawn(serving::grpc(grpc, routes, stop.clone()));
-        tasks.spawn(serving::http(
+        let secure_grpc = config
+            .listen
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.ingest_grpc);
+        let grpc_listeners = if secure_grpc {
+            listeners.clone()
+        } else {
+            listeners.plain()
+        };
+        tasks.spawn(grpc_listeners.grpc(grpc, routes, stop.clone()));
+        tasks.spawn(listeners.serve(
             http,
+            Kind::Http,
             switchboard_ingest::api::http::router(api),
             stop.clone(),
         ));
@@ -232,9 +252,10 @@ pub async fn run(
             "/subjects  (Confluent-compatible registry)",
         ));
         let routes = tonic::service::Routes::new(switchboard_query::grpc::service(query.clone()));
-        tasks.spawn(serving::grpc(grpc, routes, stop.clone()));
-        tasks.spawn(serving::http(
+        tasks.spawn(listeners.grpc(grpc, routes, stop.clone()));
+        tasks.spawn(listeners.serve(
             http,
+            Kind::Http,
             switchboard_query::http::router(query),
             stop.clone(),
         ));
@@ -274,20 +295,27 @@ pub async fn run(
                 protocol: "HTTP",
                 address,
                 detail: format!(
-                    "/  (chat widget and agent console; WebSocket at ws://{address}/v1/ws)"
+                    "/  (chat widget and agent console; WebSocket at {}://{address}/v1/ws)",
+                    if config.listen.tls.is_some() {
+                        "wss"
+                    } else {
+                        "ws"
+                    }
                 ),
             },
         );
+        let (router, drain) = edge.start().await.context("starting the edge")?;
+        let served = listeners.serve(listener, Kind::WebSocket, router, stop.clone());
         let stopped = stop.clone();
         tasks.spawn(async move {
-            edge.serve(listener, stopped.wait())
-                .await
-                .map_err(anyhow::Error::from)
+            let (served, ()) = tokio::join!(served, drain.run(stopped.wait()));
+            served
         });
     }
 
-    tasks.spawn(serving::http(
+    tasks.spawn(listeners.serve(
         admin,
+        Kind::Admin,
         serving::admin_router(health, metrics),
         stop.clone(),
     ));
@@ -584,10 +612,15 @@ fn announce(config: &Config, roles: &BTreeSet<Role>, lines: &[Line]) {
         config.data_dir.display()
     );
     for line in lines {
+        let secure = config.listen.tls.as_ref().is_some_and(|tls| {
+            line.what != "admin"
+                && (tls.ingest_grpc || (line.what, line.protocol) != ("commands", "gRPC"))
+        });
         eprintln!(
-            "  {:<9} {:<5} http://{}{}{}",
+            "  {:<9} {:<5} {}://{}{}{}",
             line.what,
             line.protocol,
+            if secure { "https" } else { "http" },
             line.address,
             if line.detail.starts_with('/') {
                 ""

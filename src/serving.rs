@@ -1,7 +1,16 @@
-//! How every role serves: one shutdown signal for the process, one way to run an HTTP
-//! (axum) or gRPC (tonic) listener until it fires, and the admin listener with health,
-//! readiness and metrics.
+//! How every role serves: one shutdown signal for the process, one way to run a listener until
+//! it fires — HTTP (axum), gRPC (tonic) and the edge's WebSockets alike, with the same limits
+//! and TLS — and the admin listener with health, readiness and metrics.
+//!
+//! Every listener runs [`Listeners::serve`]: an accept loop capped by a semaphore, hyper-util's
+//! connection builder with its header-read timeout and HTTP/2 keep-alive, a watchdog per
+//! connection for the handshake and idle deadlines, and a deadline on every request body.
+//! The limits are the `[listen.limits]` table ([`Limits`]); `[listen.tls]` ([`crate::tls`])
+//! puts rustls in front of the public listeners.
 
+mod connection;
+
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,12 +20,15 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
+use serde::{Deserialize, Serialize};
 use switchboard_events::Topic;
 use switchboard_log::EventLog;
 use switchboard_store::ReadModels;
 use switchboard_store::checkpoint::{CheckpointKey, LogPartition};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::tls::Tls;
 
 /// The process's stop signal: cloned into every service, fired once.
 #[derive(Clone, Debug)]
@@ -59,26 +71,115 @@ pub async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener
         .with_context(|| format!("binding the {what} listener to {address}"))
 }
 
-/// Serves an HTTP router until shutdown, then finishes the requests under way.
-pub async fn http(listener: TcpListener, router: Router, shutdown: Shutdown) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.wait())
-        .await
-        .context("an HTTP listener failed")
+/// What every listener enforces on its connections: the `[listen.limits]` table. Durations
+/// are whole milliseconds in keys ending in `_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// From accept to the first request's complete head: the TLS handshake, the HTTP/2
+    /// preface and the headers. A slow client (slowloris) is dropped when it runs out.
+    pub handshake_timeout_ms: u64,
+    /// Each later HTTP/1 request head, which is also how long a kept-alive HTTP/1 connection
+    /// may wait for its next request.
+    pub header_read_timeout_ms: u64,
+    /// How long a request body may take to arrive whole; then the request fails (400) and
+    /// its connection closes.
+    pub body_timeout_ms: u64,
+    /// A connection with no request under way for this long is closed (HTTP/2 mostly: HTTP/1
+    /// runs out of `header_read_timeout_ms` first). WebSockets have the edge's own timers.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once on each listener but the edge's; one more is closed at once.
+    pub max_connections: usize,
+    /// Connections open at once on the edge, WebSockets included.
+    pub edge_max_connections: usize,
+    /// The largest request head: HTTP/1's read buffer (at least 8192), HTTP/2's header list.
+    pub max_header_bytes: usize,
+    /// HTTP/2: how often an idle peer is pinged, and how long its answer may take.
+    pub http2_keepalive_interval_ms: u64,
+    pub http2_keepalive_timeout_ms: u64,
+    /// HTTP/2: requests under way at once on one connection.
+    pub http2_max_concurrent_streams: u32,
+    /// On shutdown, how long the requests under way have to finish before their connections
+    /// are dropped.
+    pub drain_grace_ms: u64,
 }
 
-/// Serves gRPC services until shutdown, then finishes the calls under way.
-pub async fn grpc(
-    listener: TcpListener,
-    routes: tonic::service::Routes,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, shutdown.wait())
-        .await
-        .context("a gRPC listener failed")
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout_ms: 5_000,
+            header_read_timeout_ms: 5_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_ms: 60_000,
+            max_connections: 10_000,
+            edge_max_connections: 100_000,
+            max_header_bytes: 64 * 1024,
+            http2_keepalive_interval_ms: 30_000,
+            http2_keepalive_timeout_ms: 10_000,
+            http2_max_concurrent_streams: 256,
+            drain_grace_ms: 10_000,
+        }
+    }
+}
+
+/// What a listener serves: decides its protocols, its connection cap and whether TLS applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// HTTP/1.1 and HTTP/2 (ALPN `h2`, `http/1.1`; prior knowledge in clear).
+    Http,
+    /// HTTP/2 only.
+    Grpc,
+    /// The edge: HTTP/1.1 with upgrades (ALPN `http/1.1`), capped by `edge_max_connections`.
+    WebSocket,
+    /// The operator's listener: HTTP, never TLS.
+    Admin,
+}
+
+/// Every listener of the process, with the same limits and TLS.
+#[derive(Clone, Debug)]
+pub struct Listeners {
+    limits: Limits,
+    tls: Option<Tls>,
+}
+
+impl Listeners {
+    pub fn new(limits: Limits, tls: Option<Tls>) -> Self {
+        Self { limits, tls }
+    }
+
+    /// The same listeners without TLS.
+    pub fn plain(&self) -> Self {
+        Self {
+            limits: self.limits,
+            tls: None,
+        }
+    }
+
+    /// Serves `router` on `listener` until shutdown, then lets the requests under way finish
+    /// (within the drain grace).
+    pub fn serve(
+        &self,
+        listener: TcpListener,
+        kind: Kind,
+        router: Router,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        let tls = match kind {
+            Kind::Admin => None,
+            _ => self.tls.as_ref().map(|tls| tls.acceptor(kind)),
+        };
+        connection::accept(listener, kind, self.limits, tls, router, shutdown)
+    }
+
+    /// Serves gRPC services (as one router, unknown methods answering `unimplemented`).
+    pub fn grpc(
+        &self,
+        listener: TcpListener,
+        routes: tonic::service::Routes,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        self.serve(listener, Kind::Grpc, routes.into_axum_router(), shutdown)
+    }
 }
 
 /// What `/readyz` checks: the roles' own flags (set once they have claimed and rebuilt what

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -24,6 +25,7 @@ pub struct Server {
     pub http: String,
     pub grpc: String,
     pub query: String,
+    pub query_grpc: String,
     pub edge: String,
     pub admin: String,
 }
@@ -47,10 +49,12 @@ impl Server {
             .spawn()
             .expect("the binary starts");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (mut http, mut grpc, mut query, mut edge, mut admin) = (None, None, None, None, None);
+        let (mut http, mut grpc, mut query, mut query_grpc, mut edge, mut admin) =
+            (None, None, None, None, None, None);
         while http.is_none()
             || grpc.is_none()
             || query.is_none()
+            || query_grpc.is_none()
             || edge.is_none()
             || admin.is_none()
         {
@@ -59,7 +63,7 @@ impl Server {
                 .expect("serve announces its endpoints")
                 .unwrap();
             let address = line
-                .split("http://")
+                .split("://")
                 .nth(1)
                 .and_then(|rest| rest.split(['/', ' ']).next())
                 .map(str::to_owned);
@@ -69,6 +73,8 @@ impl Server {
                 grpc = address;
             } else if line.contains("queries   HTTP") {
                 query = address;
+            } else if line.contains("queries   gRPC") {
+                query_grpc = address;
             } else if line.contains("widget") {
                 edge = address;
             } else if line.contains("admin") {
@@ -82,6 +88,7 @@ impl Server {
             http: http.unwrap(),
             grpc: grpc.unwrap(),
             query: query.unwrap(),
+            query_grpc: query_grpc.unwrap(),
             edge: edge.unwrap(),
             admin: admin.unwrap(),
         }
@@ -229,15 +236,60 @@ pub struct WsClient {
 impl WsClient {
     /// Connects and waits for `welcome`; `None` when the server is not there.
     pub async fn connect(edge: &str, token: &str) -> Option<Self> {
-        let mut request = format!("ws://{edge}/v1/ws").into_client_request().ok()?;
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            format!("switchboard.v1, bearer.{token}").parse().ok()?,
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
-        let mut client = Self { socket };
+        let stream = tokio::net::TcpStream::connect(edge).await.ok()?;
+        let mut client = Self::handshake(stream, edge, Some(token)).await?;
         let welcome = client.next().await?;
         (welcome["type"] == "welcome").then_some(client)
+    }
+
+    /// The WebSocket handshake over `stream` (a socket the test shaped, e.g. with a small
+    /// receive buffer), with the token in it when there is one; does not wait for `welcome`.
+    pub async fn handshake(
+        stream: tokio::net::TcpStream,
+        edge: &str,
+        token: Option<&str>,
+    ) -> Option<Self> {
+        let mut request = format!("ws://{edge}/v1/ws").into_client_request().ok()?;
+        let offer = match token {
+            Some(token) => format!("switchboard.v1, bearer.{token}"),
+            None => "switchboard.v1".to_owned(),
+        };
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", offer.parse().ok()?);
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (socket, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .ok()?;
+        Some(Self { socket })
+    }
+
+    /// Sends any message: binary, oversized, not JSON.
+    pub async fn send_message(&mut self, message: Message) -> Option<()> {
+        self.socket.send(message).await.ok()
+    }
+
+    /// The socket under the WebSocket, to write bytes that are no valid frame.
+    pub fn raw(&mut self) -> &mut tokio::net::TcpStream {
+        match self.socket.get_mut() {
+            tokio_tungstenite::MaybeTlsStream::Plain(stream) => stream,
+            _ => unreachable!("the harness connects in clear"),
+        }
+    }
+
+    /// Reads to the end: the JSON frames that came, and the close code (`None` when the
+    /// connection ended without a close frame).
+    pub async fn until_closed(&mut self) -> (Vec<Value>, Option<u16>) {
+        let mut frames = Vec::new();
+        while let Some(message) = self.socket.next().await {
+            match message {
+                Ok(Message::Text(text)) => frames.extend(serde_json::from_str(&text).ok()),
+                Ok(Message::Close(close)) => return (frames, close.map(|c| c.code.into())),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        (frames, None)
     }
 
     pub async fn send(&mut self, frame: Value) -> Option<()> {
@@ -257,4 +309,39 @@ impl WsClient {
             }
         }
     }
+}
+
+/// A self-signed certificate for `localhost`: its PEM, its key's PEM, and its DER.
+pub fn self_signed() -> (String, String, CertificateDer<'static>) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    (
+        made.cert.pem(),
+        made.signing_key.serialize_pem(),
+        made.cert.der().clone(),
+    )
+}
+
+/// A TLS connection to `address` as `localhost`, trusting only `roots`, offering `alpn`.
+pub async fn tls_connect(
+    address: &str,
+    roots: &[CertificateDer<'static>],
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use tokio_rustls::rustls;
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).map_err(std::io::Error::other)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, stream)
+        .await
 }

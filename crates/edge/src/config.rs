@@ -32,6 +32,9 @@ pub struct EdgeConfig {
     /// applies to tenants without one. A tenant with neither accepts only clients that send no
     /// Origin (native apps, servers); the origin `"*"` accepts any.
     pub allowed_origins: HashMap<String, Vec<String>>,
+    /// Sites that may embed the chat widget in a frame, besides the edge's own origin: CSP
+    /// sources such as `https://shop.example` (the widget's `frame-ancestors`).
+    pub widget_frame_ancestors: Vec<String>,
     /// The largest text frame the protocol accepts; a larger one gets a `frame_too_large` error.
     pub max_frame_bytes: usize,
     /// The transport's hard cap: above it the socket closes with 1009.
@@ -85,6 +88,7 @@ impl Default for EdgeConfig {
     fn default() -> Self {
         Self {
             allowed_origins: HashMap::new(),
+            widget_frame_ancestors: Vec::new(),
             max_frame_bytes: 64 * 1024,
             hard_frame_bytes: 256 * 1024,
             send_queue: 512,

@@ -77,14 +77,29 @@ pub(crate) async fn run<H: CommandHandler>(
         }
     };
     let Closing(code, reason) = ending;
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
+    // Bounded: a client that stopped reading must not hold the connection open forever.
+    let closed = async {
+        let close = CloseFrame {
             code,
             reason: reason.into(),
-        })))
-        .await;
+        };
+        socket.send(Message::Close(Some(close))).await?;
+        // The closing handshake: read (and drop) what the client still sends until its close,
+        // so that unread frames do not make the kernel reset the connection, losing the
+        // frames and the close code on their way to the client.
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<_, axum::Error>(())
+    };
+    let _ = tokio::time::timeout(CLOSE_GRACE, closed).await;
     metrics::CONNECTIONS_ACTIVE.fetch_sub(1, Ordering::Relaxed);
 }
+
+/// How long the last frames and the close frame of a session may take to send.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Waits for an `auth` frame as the first frame, within the auth timeout: its token and `ref`.
 async fn first_frame_token<H>(
@@ -176,6 +191,10 @@ async fn serve<H: CommandHandler>(
         strikes: 0,
     };
     let closing = session.run(socket, &mut rx, &cut).await;
+    if closing.0 != close::SLOW_CONSUMER {
+        // The answers to the frames that led here (the rate-limit errors before 4029 ...).
+        let _ = tokio::time::timeout(CLOSE_GRACE, session.flush(socket, &mut rx)).await;
+    }
     session.leave();
     closing
 }
@@ -245,6 +264,17 @@ impl<H: CommandHandler> Session<H> {
                     }
                 }
                 _ = presence.tick(), if agent => self.renew_presence(true),
+            }
+        }
+    }
+
+    /// Sends what is already queued.
+    async fn flush(&mut self, socket: &mut WebSocket, rx: &mut mpsc::Receiver<Outbound>) {
+        while let Ok(out) = rx.try_recv() {
+            if let Some(text) = self.admit(out)
+                && send_text(socket, text).await.is_err()
+            {
+                return;
             }
         }
     }

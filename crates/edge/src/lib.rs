@@ -4,7 +4,8 @@
 //! subscribed to them, resumes without gap or duplicate (`src/resume.md`), carries ephemeral
 //! signals between instances, and serves the web UI.
 //!
-//! Entry point: [`Edge::new`]`(config, deps).serve(listener, shutdown)`.
+//! Entry point: [`Edge::new`]`(config, deps).start()` gives the routes and the [`Drain`]; the
+//! binary serves them on its listener. `serve(listener, shutdown)` does both, for tests.
 //!
 //! Invariant: the edge never writes read models, and appends to the log only on the
 //! ephemeral signals topic; events of record go through the command handler.
@@ -28,5 +29,5 @@ mod subscribe;
 mod ui;
 
 pub use config::{EdgeConfig, Rate};
-pub use server::{Edge, EdgeDeps, EdgeError};
+pub use server::{Drain, Edge, EdgeDeps, EdgeError};
 pub use signals::{LogBus, MemoryBus, SIGNALS_TOPIC, Signal, SignalBus};

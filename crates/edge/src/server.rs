@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use switchboard_events::token::TokenVerifier;
 use switchboard_ingest::api::CommandHandler;
@@ -55,6 +55,8 @@ pub enum EdgeError {
     Log(#[from] LogError),
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 pub(crate) struct Shared<H> {
@@ -89,14 +91,11 @@ impl<H: CommandHandler> Edge<H> {
         Self { config, deps }
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then drains: every client gets a
-    /// `goaway` frame and close 1001, and the call returns once they are gone or after the
-    /// drain grace.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), EdgeError> {
+    /// Starts the edge's background tasks (log tail, signals) and gives its routes — the
+    /// WebSocket, the web UI, health and metrics — with the [`Drain`] that ends its sessions.
+    /// The caller serves the router on a listener of its own (the binary's, with its limits
+    /// and TLS) and runs the drain beside it.
+    pub async fn start(self) -> Result<(Router, Drain), EdgeError> {
         let Self { config, deps } = self;
         let hub = Arc::new(Hub::new(deps.store.clone(), config.hub_idle_conversations));
         hub.follow(deps.log.clone()).await?;
@@ -109,7 +108,7 @@ impl<H: CommandHandler> Edge<H> {
             tokio::spawn(republish_queue(queue, deps.signals.clone()));
         }
         let (stop, stopped) = watch::channel(false);
-        let (alive, mut gone) = mpsc::channel::<()>(1);
+        let (alive, gone) = mpsc::channel::<()>(1);
         let grace = config.drain_grace;
         let shared = Arc::new(Shared {
             tenant_limits: TenantLimits::new(config.tenant_rate),
@@ -127,19 +126,51 @@ impl<H: CommandHandler> Edge<H> {
             .route("/v1/ws", get(upgrade::<H>))
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(|| async { metrics::render() }))
-            .merge(crate::ui::routes())
-            .with_state(shared.clone());
-        drop(shared);
+            .merge(crate::ui::routes(&shared.config)?)
+            .with_state(shared);
+        Ok((app, Drain { stop, gone, grace }))
+    }
+
+    /// Serves on `listener` with axum's defaults until `shutdown` resolves, then drains: for
+    /// the crate's tests and examples. The binary serves [`Edge::start`]'s router itself.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), EdgeError> {
+        let (app, drain) = self.start().await?;
+        let (fired, on_fire) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
-            let _ = stop.send(true);
+            let _ = fired.send(());
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await?;
-        // The HTTP server is down; upgraded connections are draining on their own.
-        let _ = tokio::time::timeout(grace, gone.recv()).await;
+        let served = axum::serve(listener, app).with_graceful_shutdown(signal);
+        let ((), served) = tokio::join!(
+            drain.run(async {
+                let _ = on_fire.await;
+            }),
+            served
+        );
+        served?;
         Ok(())
+    }
+}
+
+/// The end of an edge's sessions: on shutdown every client gets a `goaway` frame and close
+/// 1001; [`Drain::run`] returns once they are gone (and the router dropped) or after the drain
+/// grace.
+#[derive(Debug)]
+pub struct Drain {
+    stop: watch::Sender<bool>,
+    gone: mpsc::Receiver<()>,
+    grace: std::time::Duration,
+}
+
+impl Drain {
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(self.grace, self.gone.recv()).await;
     }
 }
 
@@ -192,8 +223,4 @@ async fn republish_queue(mut queue: broadcast::Receiver<QueueSignal>, bus: Arc<d
         };
         bus.publish(signal);
     }
-}
-
-pub(crate) fn html(page: &'static str) -> impl IntoResponse {
-    Html(page)
 }
