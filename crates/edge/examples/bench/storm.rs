@@ -99,6 +99,13 @@ async fn subscribe(client: &mut Client, conversation: &str) -> Result<(), Error>
         let frame = conn.recv().await?;
         match frame["type"].as_str() {
             Some("subscribed") => return Ok(()),
+            Some("error") if frame["code"] == "history_unavailable" => {
+                // The read models are catching up: ask again shortly, as the protocol says.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let since = client.view.last();
+                conn.send(&json!({"type": "subscribe", "ref": "sub", "conversation_id": conversation, "since_seq": since}))
+                    .await?;
+            }
             Some("error" | "reload") => return Err(format!("subscribe: {frame}").into()),
             _ => client.view.on_frame(&frame),
         }
