@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# Installs the tansu Kafka-protocol broker that the switchboard-log Kafka tests start.
-# Idempotent: does nothing when tansu at the pinned version is already in ~/.cargo/bin.
+# Installs the tansu Kafka-protocol broker that the Kafka tests start.
+# Features: dynostore (memory:// storage, what most tests use) and libsql (sqlite:// storage:
+# a broker that keeps its log in a file, so tests/faults.rs can kill it and restart it on the
+# same storage). Idempotent: does nothing when tansu at the pinned version with those features
+# is already in ~/.cargo/bin.
 set -euo pipefail
 
 version="0.6.0"
-bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+features="dynostore,libsql"
+home="${CARGO_HOME:-$HOME/.cargo}"
+bin="$home/bin/tansu"
 
-if [[ -x "$bin" ]] && cargo install --list | grep -q "^tansu v${version}:"; then
-  echo "install-tansu: tansu ${version} already installed at ${bin}"
-  exit 0
+installed_features() {
+    # cargo records each installed package's features in .crates2.json.
+    python3 - "$home/.crates2.json" "$version" <<'EOF' 2>/dev/null || true
+import json, sys
+installs = json.load(open(sys.argv[1]))["installs"]
+for key, value in installs.items():
+    if key.startswith("tansu " + sys.argv[2] + " "):
+        print(",".join(sorted(value.get("features", []))))
+EOF
+}
+
+if [[ -x "$bin" ]] && [[ "$(installed_features)" == "$features" ]]; then
+    echo "install-tansu: tansu ${version} (${features}) already installed at ${bin}"
+    exit 0
 fi
 
-echo "install-tansu: installing tansu ${version} (features: dynostore) into ${bin%/tansu}"
-cargo install tansu --locked --version "${version}" --features dynostore
+echo "install-tansu: installing tansu ${version} (features: ${features}) into ${bin%/tansu}"
+cargo install tansu --locked --version "${version}" --features "${features}"
 echo "install-tansu: done: $("$bin" --version 2>/dev/null || echo "$bin")"

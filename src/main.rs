@@ -174,9 +174,7 @@ fn serve(args: &ConfigArgs, roles: BTreeSet<Role>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(roles::run(config, roles, async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))
+    runtime.block_on(async { roles::run(config, roles, serving::stop_requested()?).await })
 }
 
 fn print_config(args: &ConfigArgs) -> anyhow::Result<()> {

@@ -225,10 +225,15 @@ pub async fn run(
         let query = Arc::new(query_service(&config, &backends)?);
         // Cached pages follow the log: an event seen there invalidates its conversation's pages.
         let (follow_log, cache) = (log.clone(), query.cache() as Arc<dyn Invalidate>);
+        let stopped = stop.clone();
         tasks.spawn(async move {
-            follow(follow_log, cache, StartAt::Latest)
-                .await
-                .map_err(anyhow::Error::from)
+            // Following never ends by itself: it stops with the process.
+            tokio::select! {
+                followed = follow(follow_log, cache, StartAt::Latest) => {
+                    followed.map_err(anyhow::Error::from)
+                }
+                () = stopped.wait() => Ok(()),
+            }
         });
         let http = serving::bind(config.listen.query_http, "query HTTP").await?;
         let grpc = serving::bind(config.listen.query_grpc, "query gRPC").await?;

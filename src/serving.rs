@@ -64,6 +64,23 @@ impl Trigger {
     }
 }
 
+/// What asks the process to stop: ctrl-c (SIGINT) from a terminal, or SIGTERM, which
+/// Kubernetes, compose and systemd send before they kill. Either one drains the process the
+/// same way. The handlers are installed when this is called, so a signal that arrives while
+/// the roles start is not lost; call it inside the runtime.
+pub fn stop_requested() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "stop requested");
+    })
+}
+
 /// Binds a listener, naming it in the error.
 pub async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)

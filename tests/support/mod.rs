@@ -10,8 +10,10 @@ pub mod node;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -98,6 +100,25 @@ impl Server {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, as Kubernetes or compose stop a container: how the process exited, and how
+    /// long it took; `None` when it was still running after `within` (it is killed then).
+    pub fn terminate(&mut self, within: Duration) -> Option<(ExitStatus, Duration)> {
+        let asked = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM reached the server");
+        while asked.elapsed() < within {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some((status, asked.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+        None
     }
 }
 
@@ -299,6 +320,20 @@ impl WsClient {
             .ok()
     }
 
+    /// Every frame until the server closes the connection, and the close code it gave.
+    pub async fn until_closed(&mut self) -> (Vec<Value>, Option<u16>) {
+        let mut frames = Vec::new();
+        while let Some(message) = self.socket.next().await {
+            match message {
+                Ok(Message::Text(text)) => frames.extend(serde_json::from_str(&text).ok()),
+                Ok(Message::Close(close)) => return (frames, close.map(|c| c.code.into())),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        (frames, None)
+    }
+
     /// The next JSON frame; `None` once the connection is gone.
     pub async fn next(&mut self) -> Option<Value> {
         loop {
@@ -344,4 +379,245 @@ pub async fn tls_connect(
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
         .connect(name, stream)
         .await
+}
+
+/// Chat load over HTTP: one customer posting to one conversation, one message after another,
+/// on whichever server `http` names now. A send that fails (the server or its broker is down)
+/// is retried with the same `client_msg_id` until it is acknowledged.
+pub struct Load {
+    pub http: Mutex<String>,
+    pub acked: Mutex<Vec<(String, u64)>>,
+    pub stop: AtomicBool,
+}
+
+impl Load {
+    pub fn new(http: &str) -> Self {
+        Self {
+            http: Mutex::new(http.to_owned()),
+            acked: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends until [`Load::stop`] is set; every acknowledgement lands in [`Load::acked`].
+    pub fn send_until_stopped(&self, customer: &str, conversation: &str) {
+        let path = format!("/v1/conversations/{conversation}/commands");
+        let mut n = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            let id = format!("m-{n}");
+            let body = serde_json::json!({"type": "post_message", "client_msg_id": id, "body": format!("message {n}")});
+            let http = self.http.lock().unwrap().clone();
+            match try_request(&http, "POST", &path, Some(customer), &body.to_string()) {
+                Some((200, ack)) => {
+                    let seq = ack["seq"].as_u64().expect("an ack has a seq");
+                    self.acked.lock().unwrap().push((id, seq));
+                    n += 1;
+                }
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    pub fn acked(&self) -> Vec<(String, u64)> {
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+/// Every event of the conversation from the query service at `query`, page after page.
+pub fn history(query: &str, token: &str, conversation: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let path = format!("/v1/conversations/{conversation}/history?after={after}&limit=200");
+        let (status, page) = request(query, "GET", &path, Some(token), "");
+        assert_eq!(status, 200, "{page}");
+        let entries = page["events"].as_array().cloned().unwrap_or_default();
+        if entries.is_empty() {
+            return events;
+        }
+        after = entries.last().unwrap()["seq"].as_u64().unwrap();
+        events.extend(entries);
+    }
+}
+
+/// The promise every fault test checks: each acknowledged message is in `history` exactly
+/// once, at the seq it was acknowledged with, and the history is gapless from seq 1.
+pub fn assert_every_ack_once_in_order(history: &[Value], acked: &[(String, u64)]) {
+    let mut seen = std::collections::HashMap::new();
+    for event in history {
+        if event["kind"] == "switchboard.conversation.MessagePosted" {
+            let id = event["event"]["client_msg_id"].as_str();
+            let id = id.unwrap_or_else(|| panic!("a message has its client id: {event}"));
+            let seq = event["seq"].as_u64().unwrap();
+            assert!(
+                seen.insert(id.to_owned(), seq).is_none(),
+                "{id} is in the history twice"
+            );
+        }
+    }
+    for (id, seq) in acked {
+        assert_eq!(
+            seen.get(id),
+            Some(seq),
+            "{id} was acknowledged at seq {seq}"
+        );
+    }
+    let seqs: Vec<u64> = history.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "history is gapless"
+    );
+}
+
+/// Follows the conversation from `since` until the connection drops or `until` passes,
+/// checking each event continues the sequence. Returns the last seq seen.
+pub async fn follow(
+    edge: &str,
+    agent: &str,
+    conversation: &str,
+    since: u64,
+    until: Instant,
+) -> u64 {
+    let mut last = since;
+    let Some(mut ws) = WsClient::connect(edge, agent).await else {
+        return last;
+    };
+    let subscribe = serde_json::json!({"type": "subscribe", "ref": "s", "conversation_id": conversation, "since_seq": since});
+    if ws.send(subscribe.clone()).await.is_none() {
+        return last;
+    }
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let frame = match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) | Err(_) => return last,
+        };
+        match frame["type"].as_str() {
+            Some("event") => {
+                let seq = frame["seq"].as_u64().unwrap();
+                assert_eq!(
+                    seq,
+                    last + 1,
+                    "the follower got seq {seq} after {last}: seqs {}..{} were lost at the seam",
+                    last + 1,
+                    seq - 1
+                );
+                last = seq;
+            }
+            Some("error") if frame["code"] == "history_unavailable" => {
+                // History is catching up after the restart: ask again.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let again = serde_json::json!({"type": "subscribe", "ref": "s", "conversation_id": conversation, "since_seq": last});
+                if ws.send(again).await.is_none() {
+                    return last;
+                }
+            }
+            Some("error") => panic!("the follower was refused: {frame}"),
+            _ => {}
+        }
+    }
+}
+
+/// A tansu broker that keeps its log in a SQLite file under a directory, so it can be killed
+/// (SIGKILL) and started again on the same storage and port, as a crashed broker restarts.
+pub struct Broker {
+    child: Option<Child>,
+    storage: std::path::PathBuf,
+    pub address: String,
+}
+
+impl Broker {
+    pub fn start(storage: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut broker = Self {
+            child: None,
+            storage: storage.to_owned(),
+            address: format!("127.0.0.1:{port}"),
+        };
+        broker.restart();
+        broker
+    }
+
+    /// Starts the broker (again) on its storage and port, and waits until it listens.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the broker is already running");
+        let url = format!("tcp://{}", self.address);
+        let log = std::fs::File::create(self.storage.join("tansu.log")).unwrap();
+        let mut child = Command::new(tansu())
+            .current_dir(&self.storage)
+            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&self.address).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(self.storage.join("tansu.log")).unwrap();
+                panic!(
+                    "tansu exited ({status}) before listening on {}; it needs the libsql feature \
+                     (`bash ops/install-tansu.sh`): {log}",
+                    self.address
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {} within 20 s",
+                self.address
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash of the broker's host: its storage stays as it was.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A configuration file for `serve` on this broker, written into `dir`.
+    pub fn config(&self, dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("kafka.toml");
+        // tansu is a broker without transactions, and serves no fetch that starts inside a
+        // multi-record batch: unfenced writes, one record per batch.
+        let toml = format!(
+            "[log]\nbackend = \"kafka\"\n\n[log.kafka]\nbootstrap_servers = \"{}\"\n\
+             allow_unfenced = true\n\n[log.kafka.extra]\n\"batch.num.messages\" = \"1\"\n",
+            self.address
+        );
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The tansu binary: on `PATH`, else in cargo's bin directory.
+fn tansu() -> std::path::PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("tansu"))
+        .find(|p| p.is_file());
+    let in_cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .map(|home| home.join("bin").join("tansu"))
+        .filter(|p| p.is_file());
+    on_path
+        .or(in_cargo_home)
+        .expect("the broker fault tests need tansu: run `bash ops/install-tansu.sh` first")
 }

@@ -8,6 +8,7 @@
 //!     --switchboard target/release/switchboard --peers ops/bench/peers [--quick] [--set KEY=VALUE]...
 //!     [--targets switchboard,switchboard-never,distributed,ws,socketio] [--steady-only] [--rates 1000,5000]
 //!     [--seconds S] [--rooms N]
+//!     [--storm CLIENTS [--storm-messages N]]   # only the reconnect storm (ops/reconnect-storm.sh)
 //! ```
 //!
 //! Scenarios, per server: idle connections (resident memory per connection), steady chat at
@@ -21,6 +22,7 @@ mod bench {
     pub mod client;
     pub mod scenarios;
     pub mod stats;
+    pub mod storm;
     pub mod target;
 }
 
@@ -56,6 +58,10 @@ struct Plan {
     history_workers: usize,
     /// Only the steady scenarios (for a profile).
     steady_only: bool,
+    /// Only the reconnect storm of `ops/reconnect-storm.sh`, with this many clients.
+    storm_clients: Option<usize>,
+    /// Messages each customer of the storm sends before and again after the drop.
+    storm_messages: u64,
 }
 
 impl Plan {
@@ -74,6 +80,8 @@ impl Plan {
             storm_rate: 1_000,
             history_workers: 16,
             steady_only: false,
+            storm_clients: None,
+            storm_messages: 5,
         }
     }
 
@@ -89,6 +97,8 @@ impl Plan {
             storm_rate: 250,
             history_workers: 4,
             steady_only: false,
+            storm_clients: None,
+            storm_messages: 5,
         }
     }
 }
@@ -144,6 +154,71 @@ impl Figures {
         eprintln!("  {scenario}: {error}");
         self.put(scenario, "failed", None);
     }
+}
+
+/// The reconnect storm alone, on `switchboard serve`: prints its figures as a markdown table
+/// and fails when a client did not end with exactly its conversation's events.
+async fn storm(programs: &Programs, clients: usize, messages: u64) -> Result<(), Error> {
+    let server = std::sync::Arc::new(Server::start(&Target::Switchboard("always"), programs)?);
+    eprintln!(
+        "switchboard: pid {} at {}",
+        server.pid, server.endpoint.edge
+    );
+    let started = std::time::Instant::now();
+    let r = bench::storm::storm(server, clients, messages).await;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "| reconnect storm | value |\n| --- | ---: |")?;
+    writeln!(
+        stdout,
+        "| clients (customer + agent per conversation) | {} |",
+        r.clients
+    )?;
+    writeln!(stdout, "| messages acknowledged | {} |", r.acked)?;
+    writeln!(
+        stdout,
+        "| clients not ending with exactly their events | {} |",
+        r.wrong
+    )?;
+    writeln!(stdout, "| clients that failed to resume | {} |", r.failed)?;
+    writeln!(
+        stdout,
+        "| resume p50 / p99 / max ms | {} / {} / {} |",
+        number(r.resume.ms(0.5)),
+        number(r.resume.ms(0.99)),
+        number(r.resume.ms(1.0))
+    )?;
+    writeln!(
+        stdout,
+        "| serve RSS before clients, MiB | {:.1} |",
+        mib(r.rss_baseline_kib)
+    )?;
+    writeln!(
+        stdout,
+        "| serve RSS peak with clients, MiB | {:.1} |",
+        mib(r.rss_connected_kib)
+    )?;
+    writeln!(
+        stdout,
+        "| serve RSS 5 s after all left, MiB | {:.1} |",
+        mib(r.rss_after_kib)
+    )?;
+    writeln!(
+        stdout,
+        "| run, s | {:.0} |",
+        started.elapsed().as_secs_f64()
+    )?;
+    if let Some(problem) = &r.first_problem {
+        eprintln!("first problem: {problem}");
+    }
+    if r.wrong + r.failed > 0 {
+        return Err(format!(
+            "{} clients ended wrong, {} failed to resume",
+            r.wrong, r.failed
+        )
+        .into());
+    }
+    Ok(())
 }
 
 async fn measure(target: &Target, programs: &Programs, plan: &Plan) -> Result<Figures, Error> {
@@ -319,6 +394,8 @@ fn args() -> Result<Args, Error> {
             "--set" => sets.push(value()?),
             "--quick" => plan = Plan::quick(),
             "--steady-only" => plan.steady_only = true,
+            "--storm" => plan.storm_clients = Some(value()?.parse()?),
+            "--storm-messages" => plan.storm_messages = value()?.parse()?,
             "--rates" => {
                 let list = value()?
                     .split(',')
@@ -367,6 +444,9 @@ async fn main() -> Result<(), Error> {
     let limit = rlimit::increase_nofile_limit(u64::MAX)?;
     let plan = args.plan;
     eprintln!("open files limit {limit}; {plan:?}");
+    if let Some(clients) = plan.storm_clients {
+        return storm(&args.programs, clients, plan.storm_messages).await;
+    }
     let mut columns = Vec::new();
     for target in args.targets {
         let started = std::time::Instant::now();

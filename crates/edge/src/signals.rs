@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchboard_log::{EventLog, LogError, NewRecord, StartAt, TopicSpec};
+use switchboard_log::{EventLog, Follow, LogError, NewRecord, StartAt, TopicSpec};
 use tokio::sync::{broadcast, mpsc};
 
 /// The topic of ephemeral signals.
@@ -86,22 +86,16 @@ impl LogBus {
     /// Creates the topic if needed and starts the appender and the tail.
     pub async fn start(log: Arc<dyn EventLog>) -> Result<Self, LogError> {
         log.create_topic(&TopicSpec::new(SIGNALS_TOPIC, 1)).await?;
-        let mut tail = log.tail(SIGNALS_TOPIC, 0, StartAt::Latest).await?;
+        // Follow survives read errors (a broker restarting): signals resume with it.
+        let mut follow = Follow::start(log.clone(), SIGNALS_TOPIC, 0, StartAt::Latest).await?;
         let local = broadcast::channel(4096).0;
         let (out, mut pending) = mpsc::channel::<Signal>(4096);
         let heard = local.clone();
         tokio::spawn(async move {
             loop {
-                match tail.next().await {
-                    Ok(record) => {
-                        if let Ok(signal) = serde_json::from_slice::<Signal>(&record.value) {
-                            let _ = heard.send(signal);
-                        }
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "the edge lost its tail of the signals topic");
-                        return;
-                    }
+                let record = follow.next().await;
+                if let Ok(signal) = serde_json::from_slice::<Signal>(&record.value) {
+                    let _ = heard.send(signal);
                 }
             }
         });

@@ -223,10 +223,12 @@ impl Projector {
         };
         if let Some(next) = projected.next_offset {
             member.commit(partition, next).await?;
-            let end = self.log.offsets(self.topic.name(), partition).await?.end;
-            self.progress.send_modify(|progress| {
-                progress.partitions.insert(partition, (next, end));
-            });
+            // The lag is advisory: a broker that does not answer now leaves it as it was.
+            if let Ok(range) = self.log.offsets(self.topic.name(), partition).await {
+                self.progress.send_modify(|progress| {
+                    progress.partitions.insert(partition, (next, range.end));
+                });
+            }
         }
         Ok(())
     }

@@ -10,13 +10,15 @@
 use std::sync::Arc;
 
 use switchboard_events::{ConversationEvent, ConversationPayload, Topic};
-use switchboard_log::{EventLog, LogError, StartAt, Tail};
+use switchboard_log::{EventLog, Follow, StartAt};
 use tokio::task::JoinSet;
 
 use crate::cache::Invalidate;
 use crate::error::QueryError;
 
-/// Follows every partition from `start` until a tail fails; runs until aborted otherwise.
+/// Follows every partition from `start` for as long as the process runs: a read error (the
+/// broker restarting, say) is retried by [`Follow`], never returned. Fails only when a
+/// partition cannot be reached at the start.
 pub async fn follow(
     log: Arc<dyn EventLog>,
     cache: Arc<dyn Invalidate>,
@@ -26,22 +28,18 @@ pub async fn follow(
     let partitions = log.partitions(topic).await?;
     let mut tails = JoinSet::new();
     for partition in 0..partitions {
-        let tail = log.tail(topic, partition, start).await?;
-        tails.spawn(follow_partition(tail, Arc::clone(&cache)));
+        let follow = Follow::start(log.clone(), topic, partition, start).await?;
+        tails.spawn(follow_partition(follow, Arc::clone(&cache)));
     }
     match tails.join_next().await {
-        Some(Ok(Err(e))) => Err(QueryError::from(e)),
-        Some(Err(e)) => Err(QueryError::Internal(format!("a log tail stopped: {e}"))),
-        Some(Ok(Ok(()))) | None => Ok(()),
+        Some(Err(e)) => Err(QueryError::Internal(format!("a log follower stopped: {e}"))),
+        Some(Ok(())) | None => Ok(()),
     }
 }
 
-async fn follow_partition(
-    mut tail: Box<dyn Tail>,
-    cache: Arc<dyn Invalidate>,
-) -> Result<(), LogError> {
+async fn follow_partition(mut follow: Follow, cache: Arc<dyn Invalidate>) {
     loop {
-        let record = tail.next().await?;
+        let record = follow.next().await;
         // Undecodable records are the projector's to dead-letter; nothing to evict.
         let Ok(event) = ConversationEvent::decode(&record.value) else {
             continue;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::client::ClientContext;
@@ -68,7 +69,14 @@ pub(crate) struct KafkaMember {
     topic: String,
     group: String,
     assigned: BTreeSet<u32>,
+    /// How long a commit is retried through a broker outage before it fails.
+    commit_within: Duration,
+    /// Whether the broker is unreachable now: an outage is logged once, at its start.
+    outage: bool,
 }
+
+/// The pause between two tries while the broker cannot be reached.
+const OUTAGE_BACKOFF: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for KafkaMember {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,6 +117,8 @@ impl KafkaMember {
             topic: topic.to_owned(),
             group: group.to_owned(),
             assigned: BTreeSet::new(),
+            commit_within: config.delivery_timeout,
+            outage: false,
         })
     }
 
@@ -132,7 +142,28 @@ impl GroupMember for KafkaMember {
                 biased;
                 event = self.events.recv() => event.ok_or_else(|| LogError::Closed { reason: "group member closed".into() })?,
                 message = self.consumer.recv() => {
-                    let record = to_record(&message.map_err(|e| kafka("consume", e))?);
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(e) => {
+                            let error = kafka("consume", e);
+                            if !error.is_retriable() {
+                                return Err(error);
+                            }
+                            // The broker is down or restarting: librdkafka reconnects and
+                            // rejoins by itself, so the member waits the outage out.
+                            if !self.outage {
+                                tracing::warn!(group = %self.group, topic = %self.topic, %error, "group member lost the broker; waiting for it");
+                                self.outage = true;
+                            }
+                            tokio::time::sleep(OUTAGE_BACKOFF).await;
+                            continue;
+                        }
+                    };
+                    if self.outage {
+                        tracing::info!(group = %self.group, topic = %self.topic, "group member reached the broker again");
+                        self.outage = false;
+                    }
+                    let record = to_record(&message);
                     if !self.assigned.contains(&record.partition) {
                         // Fetched before a revocation we already reported.
                         continue;
@@ -153,13 +184,25 @@ impl GroupMember for KafkaMember {
             Offset::Offset(next_offset as i64),
         )
         .map_err(|e| kafka("commit", e))?;
-        let consumer = Arc::clone(&self.consumer);
-        blocking(move || {
-            consumer
-                .commit(&list, CommitMode::Sync)
-                .map_err(|e| kafka("commit", e))
-        })
-        .await
+        // A commit during a broker outage is retried until the broker is back, within the
+        // delivery timeout: the offset must be committed when this returns.
+        let deadline = tokio::time::Instant::now() + self.commit_within;
+        loop {
+            let (consumer, list) = (Arc::clone(&self.consumer), list.clone());
+            let committed = blocking(move || {
+                consumer
+                    .commit(&list, CommitMode::Sync)
+                    .map_err(|e| kafka("commit", e))
+            })
+            .await;
+            match committed {
+                Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(group = %self.group, partition, error = %e, "commit failed; retrying");
+                    tokio::time::sleep(OUTAGE_BACKOFF).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     fn assignment(&self) -> Vec<u32> {
