@@ -377,18 +377,6 @@ mod tests {
     }
 
     #[test]
-    fn zz_write_golden() {
-        std::fs::write(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/src/writer/testdata/partition_v1.bin"
-            ),
-            encode_partition(&fixture()),
-        )
-        .unwrap();
-    }
-
-    #[test]
     fn a_parked_conversation_round_trips() {
         let held = fixture().conversations.remove(0);
         assert_eq!(decode_parked(&encode_parked(&held)), Some(held));
