@@ -8,6 +8,8 @@
 //! `Writer::start` twice: with the snapshots (the store as cache) and without (every partition
 //! folded from its start). Run it again with a larger count to grow the same log.
 
+#![allow(clippy::print_stdout)] // a load generator's report is its output
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

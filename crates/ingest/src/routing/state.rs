@@ -273,7 +273,12 @@ impl TenantState {
                 }
             }
         }
-        add_load(&mut self.customers, c.customer.as_ref(), load_before, c.load());
+        add_load(
+            &mut self.customers,
+            c.customer.as_ref(),
+            load_before,
+            c.load(),
+        );
         match (was_resolved, c.status == Status::Resolved) {
             (false, true) => {
                 self.resolved.insert((at, id.clone()));

@@ -42,15 +42,18 @@ pub trait StateCache: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<(), CommandError>>;
 }
 
+/// An entry of the cache in memory: its order (offset or seq) and its body.
+type Entry = (u64, Vec<u8>);
+
 /// The cache in memory: for tests and tools, and it bounds nothing.
 #[derive(Debug, Default)]
 pub struct MemoryCache {
-    snapshots: Mutex<HashMap<u32, (u64, Vec<u8>)>>,
-    parked: Mutex<HashMap<(TenantId, ConversationId), (u64, Vec<u8>)>>,
+    snapshots: Mutex<HashMap<u32, Entry>>,
+    parked: Mutex<HashMap<(TenantId, ConversationId), Entry>>,
 }
 
 fn keep_newest<K: std::hash::Hash + Eq>(
-    map: &Mutex<HashMap<K, (u64, Vec<u8>)>>,
+    map: &Mutex<HashMap<K, Entry>>,
     key: K,
     order: u64,
     body: Vec<u8>,

@@ -219,6 +219,18 @@ pub fn manifest_by_day(tenant: &str, day: Day, conversation: &str) -> Vec<u8> {
     out
 }
 
+/// The writer's snapshot of a log partition.
+pub fn writer_snapshot(source: LogPartition) -> Vec<u8> {
+    let mut out = key(&[b"partition", source.topic.name().as_bytes()]);
+    out.extend_from_slice(&source.partition.to_be_bytes());
+    out
+}
+
+/// A conversation the writer parked.
+pub fn parked_conversation(tenant: &str, conversation: &str) -> Vec<u8> {
+    key(&[b"conversation", tenant.as_bytes(), conversation.as_bytes()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,16 +278,4 @@ mod tests {
         assert_eq!(report_key_day(prefix.len(), &key), Some(Day(-3)));
         assert_eq!(prefix_end(&[1, 255]), vec![2]);
     }
-}
-
-/// The writer's snapshot of a log partition.
-pub fn writer_snapshot(source: LogPartition) -> Vec<u8> {
-    let mut out = key(&[b"partition", source.topic.name().as_bytes()]);
-    out.extend_from_slice(&source.partition.to_be_bytes());
-    out
-}
-
-/// A conversation the writer parked.
-pub fn parked_conversation(tenant: &str, conversation: &str) -> Vec<u8> {
-    key(&[b"conversation", tenant.as_bytes(), conversation.as_bytes()])
 }
