@@ -434,6 +434,37 @@ fn the_development_secret_still_verifies_its_own_tokens() {
 }
 
 #[test]
+fn a_shared_secret_beside_the_keys_verifies_for_its_issuer_only() {
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    let w = world();
+    let secret = |iss: &str| {
+        TokenIssuer::hs256(SECRET, iss, AUDIENCE)
+            .sign(&claims("acme", "agent", iss))
+            .unwrap()
+    };
+    assert!(matches!(
+        reason(&w.verifier, &secret(OWN)),
+        TokenError::UnknownKey { .. }
+    ));
+    assert!(
+        w.verifier
+            .accept_secret("https://nobody.test", SECRET)
+            .is_err()
+    );
+    assert!(w.verifier.accept_secret(OWN, b"short").is_err());
+    w.verifier.accept_secret(OWN, SECRET).unwrap();
+    let agent = principal("acme", Role::Agent);
+    assert_eq!(w.verifier.verify_at(&secret(OWN), NOW), Ok(agent.clone()));
+    let eddsa = sign(&w.own, OWN, &claims("acme", "agent", OWN));
+    assert_eq!(w.verifier.verify_at(&eddsa, NOW), Ok(agent));
+    // Acme's provider did not get the secret.
+    assert!(matches!(
+        reason(&w.verifier, &secret(ACME_IDP)),
+        TokenError::UnknownKey { .. }
+    ));
+}
+
+#[test]
 fn the_configuration_reads_with_defaults_and_refuses_unknown_keys() {
     let config: TokenConfig = serde_json::from_value(json!({
         "issuer": "https://sb.example",

@@ -9,7 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use jsonwebtoken::dangerous::insecure_decode;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Claims, KeyError, TokenError, Unauthenticated, now_seconds};
 use crate::id::{PrincipalId, TenantId};
@@ -52,7 +52,7 @@ impl TokenConfig {
 }
 
 /// The longest lifetime of a token (`exp - iat`, or `exp - now` without `iat`), per role.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Lifetimes {
     /// Customers: the widget asks for a new token as often as it likes. 1 hour.
@@ -90,7 +90,7 @@ impl Lifetimes {
 }
 
 /// An external issuer in the configuration: its `iss`, its tenants and where its JWKS is.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedIssuer {
     pub issuer: String,
@@ -246,27 +246,28 @@ impl TokenVerifier {
         issuers.insert(issuer.to_owned(), Issuer { tenants, keys });
     }
 
+    /// Also accepts, from the trusted `issuer`, tokens signed with an HS256 `secret` (at least
+    /// 32 bytes) that name `kid: "hs256"`: the shim for roles that share one secret file
+    /// rather than one key directory. A later [`TokenVerifier::set_keys`] drops it.
+    pub fn accept_secret(&self, issuer: &str, secret: &[u8]) -> Result<(), KeyError> {
+        let key = hs256_key(secret)?;
+        let mut issuers = self.issuers.write().unwrap_or_else(PoisonError::into_inner);
+        let trusted = issuers
+            .get_mut(issuer)
+            .ok_or_else(|| KeyError::Jwks(format!("{issuer:?} is not a trusted issuer")))?;
+        trusted.keys.insert(super::HS256_KID.to_owned(), key);
+        Ok(())
+    }
+
     /// A development verifier that trusts one issuer for every tenant with an HS256 secret
     /// (at least 32 bytes), its tokens naming `kid: "hs256"`. Kept while `switchboard serve`
     /// still signs with a shared secret; the instance's keys replace it.
     pub fn hs256(secret: &[u8], issuer: &str, audience: &str) -> Result<Self, KeyError> {
-        if secret.len() < 32 {
-            return Err(KeyError::Unusable {
-                kid: super::HS256_KID.to_owned(),
-                reason: format!(
-                    "an HS256 secret needs at least 32 bytes, got {}",
-                    secret.len()
-                ),
-            });
-        }
+        let key = hs256_key(secret)?;
         let verifier = Self::new(&TokenConfig {
             audience: audience.to_owned(),
             ..TokenConfig::default()
         });
-        let key = PinnedKey {
-            algorithm: Algorithm::HS256,
-            key: DecodingKey::from_secret(secret),
-        };
         verifier.insert(
             issuer,
             Tenants::All,
@@ -366,6 +367,23 @@ impl TokenVerifier {
         }
         Ok(())
     }
+}
+
+/// The development HS256 secret as a key pinned to HS256; short secrets are refused.
+fn hs256_key(secret: &[u8]) -> Result<PinnedKey, KeyError> {
+    if secret.len() < 32 {
+        return Err(KeyError::Unusable {
+            kid: super::HS256_KID.to_owned(),
+            reason: format!(
+                "an HS256 secret needs at least 32 bytes, got {}",
+                secret.len()
+            ),
+        });
+    }
+    Ok(PinnedKey {
+        algorithm: Algorithm::HS256,
+        key: DecodingKey::from_secret(secret),
+    })
 }
 
 /// An unverified string, cut for a log line.

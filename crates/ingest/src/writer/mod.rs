@@ -49,8 +49,8 @@ pub struct WriterConfig {
 }
 
 /// How much conversation state a writer keeps in memory, and how often it snapshots it (see
-/// `state.md`). The `writer.state` section of the configuration.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+/// `state.md`). The `ingest.writer_state` section of the binary's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
     /// Conversations one partition keeps in memory; beyond it, the least recently used are
