@@ -26,6 +26,12 @@ fn resolved_conversations_beyond_the_bound_are_forgotten_and_a_reopening_is_rout
         ConversationReopened { reason: None }.into(),
     );
     assert_eq!(g.route(), ["assign c1 to a1 (RoundRobin)"]);
+    let customer = switchboard_events::id::CustomerId::new("cust-1").unwrap();
+    assert_eq!(
+        g.router.state().customers[&customer].open,
+        1,
+        "reopened by its customer, it counts against them again"
+    );
     g.at(30).event(
         "c4",
         Actor::new(ActorKind::Customer, "cust-1").unwrap(),
