@@ -134,6 +134,7 @@ fn switchboard(programs: &Programs, durability: &str) -> Result<Server, Error> {
         "ingest_http",
         "query_http",
         "query_grpc",
+        "admin",
     ] {
         command.args(["--set", &format!("listen.{key}=127.0.0.1:0")]);
     }
