@@ -180,6 +180,9 @@ pub struct IngestSettings {
     pub deadline_ms: Option<u64>,
     /// Command rates per principal, by role.
     pub admission: switchboard_ingest::admission::AdmissionConfig,
+    /// How many conversations each partition's writer keeps in memory, and how often it
+    /// snapshots (`crates/ingest/src/writer/state.md`).
+    pub writer_state: switchboard_ingest::writer::StateConfig,
 }
 
 /// The query service's settings.
@@ -246,12 +249,40 @@ pub struct AuthConfig {
     pub issuer: String,
     /// The `aud` end-user tokens must carry.
     pub audience: String,
-    /// A file with the HS256 secret of end-user tokens; made (random) on first start when it
-    /// does not exist.
+    /// The instance's signing keys (Ed25519, one PKCS#8 PEM per `kid`), `data_dir/keys` by
+    /// default: made on first start, published at `/.well-known/jwks.json` on the query HTTP
+    /// listener, and what `switchboard token` signs with.
+    #[serde(default)]
+    pub keys_dir: Option<PathBuf>,
+    /// A file with a shared HS256 secret, for roles in separate processes that share a secret
+    /// rather than a key directory: when set, the instance's issuer also accepts tokens signed
+    /// with it (`kid: "hs256"`), `switchboard token` signs with it, and it is made (random) on
+    /// first start when it does not exist.
     pub jwt_secret_file: Option<PathBuf>,
+    /// The longest a token may live, per role (`customer_seconds`, `staff_seconds`,
+    /// `service_seconds`).
+    #[serde(default)]
+    pub max_lifetime: switchboard_events::token::Lifetimes,
+    /// Other issuers (a tenant's OpenID Connect provider): each `{ issuer, tenants,
+    /// jwks_file }`, trusted only for its tenants, with the keys of its JWKS document.
+    #[serde(default)]
+    pub trusted: Vec<switchboard_events::token::TrustedIssuer>,
     /// Static tokens of services and integrations.
     #[serde(default)]
     pub service_tokens: Vec<ServiceTokenConfig>,
+}
+
+impl AuthConfig {
+    /// The verifier's policy: audience, lifetimes and the instance's issuer.
+    pub fn token_config(&self) -> switchboard_events::token::TokenConfig {
+        switchboard_events::token::TokenConfig {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            max_lifetime: self.max_lifetime.clone(),
+            trusted: self.trusted.clone(),
+            ..switchboard_events::token::TokenConfig::default()
+        }
+    }
 }
 
 /// A configured service token (the token itself is never printed).
@@ -312,7 +343,10 @@ impl Default for Config {
             auth: AuthConfig {
                 issuer: "switchboard".to_owned(),
                 audience: "switchboard".to_owned(),
+                keys_dir: None,
                 jwt_secret_file: None,
+                max_lifetime: switchboard_events::token::Lifetimes::default(),
+                trusted: Vec::new(),
                 service_tokens: Vec::new(),
             },
             store: StoreConfig::default(),

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
+use axum::Json;
+use axum::routing::get;
 use switchboard_edge::{Edge, EdgeConfig, EdgeDeps, LogBus, MemoryBus, SignalBus};
 use switchboard_events::Topic;
-use switchboard_events::token::TokenVerifier;
 use switchboard_ingest::admission::Admitting;
 use switchboard_ingest::api::{Api, GrpcCommands, GrpcCommandsConfig, JwtOrTokens, StaticTokens};
 use switchboard_ingest::routing::clock::Clock;
@@ -26,7 +27,7 @@ use tokio::task::JoinSet;
 
 use crate::backends::Backends;
 use crate::config::{Config, LogBackend};
-use crate::secrets::jwt_secret;
+use crate::secrets::{instance_keys, verifier};
 use crate::serving::{self, Health, Kind, Listeners, Shutdown};
 use crate::tls::Tls;
 
@@ -258,12 +259,16 @@ pub async fn run(
         ));
         let routes = tonic::service::Routes::new(switchboard_query::grpc::service(query.clone()));
         tasks.spawn(listeners.grpc(grpc, routes, stop.clone()));
-        tasks.spawn(listeners.serve(
-            http,
-            Kind::Http,
-            switchboard_query::http::router(query),
-            stop.clone(),
+        announced.push(Line::new(
+            "keys",
+            "HTTP",
+            address,
+            "/.well-known/jwks.json  (the instance's token keys)",
         ));
+        let jwks = Json(instance_keys(&config)?.jwks());
+        let router = switchboard_query::http::router(query)
+            .route(JWKS_PATH, get(move || async move { jwks.clone() }));
+        tasks.spawn(listeners.serve(http, Kind::Http, router, stop.clone()));
     }
 
     if has(Role::Edge) {
@@ -391,6 +396,7 @@ async fn start_writer(config: &Config, backends: &Backends) -> anyhow::Result<Wr
         conversation_partitions: config.log.conversation_partitions,
         agent_partitions: config.log.agent_partitions,
         fencing: !(config.log.backend == LogBackend::Kafka && kafka.allow_unfenced),
+        state: config.ingest.writer_state.clone(),
         ..WriterConfig::default()
     };
     let keys = Arc::new(StoreKeys(backends.store.clone()));
@@ -556,14 +562,6 @@ impl switchboard_ingest::api::CommandHandler for Commands {
     }
 }
 
-fn verifier(config: &Config) -> anyhow::Result<TokenVerifier> {
-    Ok(TokenVerifier::hs256(
-        &jwt_secret(config)?,
-        &config.auth.issuer,
-        &config.auth.audience,
-    )?)
-}
-
 fn authenticator(config: &Config) -> anyhow::Result<JwtOrTokens> {
     let tokens = config
         .auth
@@ -576,6 +574,9 @@ fn authenticator(config: &Config) -> anyhow::Result<JwtOrTokens> {
         services: StaticTokens::new(tokens)?,
     })
 }
+
+/// Where the query HTTP listener publishes the instance's public keys, for other verifiers.
+const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// The process's metrics in Prometheus' text format.
 fn metrics() -> String {

@@ -320,20 +320,6 @@ impl WsClient {
             .ok()
     }
 
-    /// Every frame until the server closes the connection, and the close code it gave.
-    pub async fn until_closed(&mut self) -> (Vec<Value>, Option<u16>) {
-        let mut frames = Vec::new();
-        while let Some(message) = self.socket.next().await {
-            match message {
-                Ok(Message::Text(text)) => frames.extend(serde_json::from_str(&text).ok()),
-                Ok(Message::Close(close)) => return (frames, close.map(|c| c.code.into())),
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        (frames, None)
-    }
-
     /// The next JSON frame; `None` once the connection is gone.
     pub async fn next(&mut self) -> Option<Value> {
         loop {

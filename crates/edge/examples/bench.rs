@@ -9,7 +9,12 @@
 //!     [--targets switchboard,switchboard-never,distributed,ws,socketio] [--steady-only] [--rates 1000,5000]
 //!     [--seconds S] [--rooms N]
 //!     [--storm CLIENTS [--storm-messages N]]   # only the reconnect storm (ops/reconnect-storm.sh)
+//!     [--churn S [--workers N]]                 # only the memory churn
 //! ```
+//!
+//! `--churn S` runs only the memory scenario instead, against switchboard: `--workers`
+//! customers (64) open, post to and resolve short conversations for S seconds, and the
+//! server's RSS is sampled every 10 s (stderr as it goes, a table on stdout at the end).
 //!
 //! Scenarios, per server: idle connections (resident memory per connection), steady chat at
 //! fixed rates (open-loop: latency counts from each message's intended send time, so a
@@ -62,6 +67,8 @@ struct Plan {
     storm_clients: Option<usize>,
     /// Messages each customer of the storm sends before and again after the drop.
     storm_messages: u64,
+    /// Only the short-conversation churn, for this many seconds, with this many customers.
+    churn: Option<(f64, usize)>,
 }
 
 impl Plan {
@@ -82,6 +89,7 @@ impl Plan {
             steady_only: false,
             storm_clients: None,
             storm_messages: 5,
+            churn: None,
         }
     }
 
@@ -99,6 +107,7 @@ impl Plan {
             steady_only: false,
             storm_clients: None,
             storm_messages: 5,
+            churn: None,
         }
     }
 }
@@ -379,6 +388,8 @@ fn args() -> Result<Args, Error> {
     let mut rates = None;
     let mut seconds = None;
     let mut rooms = None;
+    let mut churn = None;
+    let mut workers = 64;
     let mut targets = vec![
         Target::Switchboard("always"),
         Target::Switchboard("never"),
@@ -405,6 +416,8 @@ fn args() -> Result<Args, Error> {
             }
             "--seconds" => seconds = Some(value()?.parse()?),
             "--rooms" => rooms = Some(value()?.parse()?),
+            "--churn" => churn = Some(value()?.parse()?),
+            "--workers" => workers = value()?.parse()?,
             "--targets" => {
                 targets = value()?
                     .split(',')
@@ -426,6 +439,7 @@ fn args() -> Result<Args, Error> {
     plan.rates = rates.unwrap_or(plan.rates);
     plan.seconds = seconds.unwrap_or(plan.seconds);
     plan.rooms = rooms.unwrap_or(plan.rooms);
+    plan.churn = churn.map(|seconds| (seconds, workers));
     Ok(Args {
         programs: Programs {
             switchboard: switchboard.ok_or("--switchboard PATH is required")?,
@@ -447,6 +461,9 @@ async fn main() -> Result<(), Error> {
     if let Some(clients) = plan.storm_clients {
         return storm(&args.programs, clients, plan.storm_messages).await;
     }
+    if let Some((seconds, workers)) = plan.churn {
+        return churn(&args.programs, &plan, seconds, workers).await;
+    }
     let mut columns = Vec::new();
     for target in args.targets {
         let started = std::time::Instant::now();
@@ -466,5 +483,34 @@ async fn main() -> Result<(), Error> {
     }
     let mut stdout = std::io::stdout().lock();
     write!(stdout, "{}", table(&columns))?;
+    Ok(())
+}
+
+/// The churn scenario against switchboard, and its RSS samples as a markdown table.
+async fn churn(
+    programs: &Programs,
+    plan: &Plan,
+    seconds: f64,
+    workers: usize,
+) -> Result<(), Error> {
+    let target = Target::Switchboard("always");
+    let server = Server::start(&target, programs)?;
+    eprintln!(
+        "{}: pid {} churn with {workers} customers",
+        target.name(),
+        server.pid
+    );
+    let sample = std::time::Duration::from_secs(10);
+    let samples = scenarios::churn(&server, workers, plan.tenants, seconds, sample).await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "| s | conversations resolved | RSS MiB |")?;
+    writeln!(stdout, "| ---: | ---: | ---: |")?;
+    for (at, resolved, rss) in samples {
+        writeln!(
+            stdout,
+            "| {at:.0} | {resolved} | {:.1} |",
+            rss as f64 / 1024.0
+        )?;
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Who connects: the bearer token (from `Sec-WebSocket-Protocol` or the first frame) and the
-//! Origin check. Tokens are never logged: errors name the failure, never the token.
+//! Origin check. Tokens are never logged, and every refused token reads the same
+//! (`switchboard_events::token`, `token.md`: trusted issuers, each bound to its tenants).
 
 use axum::http::HeaderMap;
 use switchboard_events::principal::Principal;
@@ -36,7 +37,7 @@ pub fn offer(headers: &HeaderMap) -> Offer {
 /// Why a connection was refused at authentication.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthFailure {
-    #[error("invalid token")]
+    #[error("the bearer token is not valid")]
     Token,
     #[error("origin {0:?} is not allowed for this tenant")]
     Origin(String),
@@ -73,9 +74,13 @@ pub fn authenticate(
 
 /// Verifies the token alone: at connect, and for a fresh token during a session.
 pub fn verify(verifier: &TokenVerifier, token: &str) -> Result<Authenticated, AuthFailure> {
-    // The error says which check failed in the verifier's Display; the client gets one code,
-    // so that it cannot probe which claim was wrong.
-    let principal = verifier.verify(token).map_err(|_| AuthFailure::Token)?;
+    // Every refused token reads the same, so that a client cannot probe which check failed,
+    // which issuer or key exists, or which tenant an issuer may speak for; the reason goes to
+    // the debug log only.
+    let principal = verifier.verify(token).map_err(|refused| {
+        tracing::debug!(reason = %refused.reason(), "bearer token refused");
+        AuthFailure::Token
+    })?;
     // The verifier checked the signature and `exp`; this reads `exp` back, as it stands.
     #[derive(serde::Deserialize)]
     struct Expiry {

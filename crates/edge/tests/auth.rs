@@ -9,22 +9,28 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use support::client::{Connected, connect_with};
-use support::{AUDIENCE, Backends, ISSUER, SECRET, edge, principal, stack, token};
+use support::{
+    AUDIENCE, Backends, ISSUER, KEYS, acme_idp_token, edge, issuer, principal, stack, token,
+};
 use switchboard_edge::EdgeConfig;
 use switchboard_events::principal::Role;
-use switchboard_events::token::{TokenIssuer, now_seconds};
+use switchboard_events::token::{IssuerKeys, Tenants, TokenIssuer, now_seconds};
 
 fn claims() -> Value {
-    json!({"sub": "cust-1", "tenant": "acme", "role": "customer", "aud": AUDIENCE, "iss": ISSUER, "exp": now_seconds() + 600})
+    json!({"sub": "cust-1", "tenant": "acme", "role": "customer", "aud": AUDIENCE, "iss": ISSUER,
+           "iat": now_seconds(), "exp": now_seconds() + 600})
 }
 
-fn hs256(claims: &Value, secret: &[u8]) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .unwrap()
+/// Well signed by the stack's issuer, whatever the claims say.
+fn signed(claims: &Value) -> String {
+    issuer().sign(claims).unwrap()
+}
+
+/// Signed with `key` and `alg`, naming the stack's key in the header.
+fn keyed(alg: Algorithm, key: &EncodingKey, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(KEYS.active().kid().to_owned());
+    encode(&header, claims, key).unwrap()
 }
 
 fn unsigned(claims: &Value) -> String {
@@ -70,63 +76,78 @@ fn with(field: &str, value: Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_are_refused_with_4001_in_the_handshake_and_in_the_first_frame() {
     let (_backends, edge) = stack().await;
-    let private = include_bytes!("data/rsa-private.pem");
-    let public = include_bytes!("data/rsa-public.pem");
-    let rs256 = TokenIssuer::rs256(private, ISSUER, AUDIENCE)
+    let rsa = EncodingKey::from_rsa_pem(include_bytes!("data/rsa-private.pem")).unwrap();
+    let other = IssuerKeys::generate(now_seconds()).unwrap();
+    let other_key = EncodingKey::from_ed_pem(other.active().to_pem().as_bytes()).unwrap();
+    let public = serde_json::to_value(KEYS.jwks()).unwrap()["keys"][0]["x"]
+        .as_str()
         .unwrap()
-        .issue(
-            &principal("acme", Role::Customer, "cust-1"),
-            now_seconds() + 600,
-        )
-        .unwrap();
+        .to_owned();
+    let hmac = |secret: &[u8]| EncodingKey::from_secret(secret);
     let cases = [
         ("alg none", unsigned(&claims())),
         (
-            "wrong key",
-            hs256(&claims(), b"another-secret-of-at-least-32-bytes"),
+            "another key under the stack's kid",
+            keyed(Algorithm::EdDSA, &other_key, &claims()),
         ),
-        ("RS256 to an HS256 edge", rs256),
         (
-            "HS256 keyed with the RSA public key",
-            hs256(&claims(), public),
+            "a key the issuer does not have",
+            TokenIssuer::new(&other, ISSUER, AUDIENCE)
+                .sign(&claims())
+                .unwrap(),
+        ),
+        (
+            "RS256 to an EdDSA key",
+            keyed(Algorithm::RS256, &rsa, &claims()),
+        ),
+        (
+            "HS256 keyed with the public key",
+            keyed(Algorithm::HS256, &hmac(public.as_bytes()), &claims()),
         ),
         (
             "HS384",
-            encode(
-                &Header::new(Algorithm::HS384),
+            keyed(
+                Algorithm::HS384,
+                &hmac(b"any-secret-of-32-bytes-or-more!!"),
                 &claims(),
-                &EncodingKey::from_secret(SECRET),
-            )
-            .unwrap(),
+            ),
         ),
-        ("missing aud", hs256(&without("aud"), SECRET)),
-        (
-            "wrong aud",
-            hs256(&with("aud", json!("other-service")), SECRET),
-        ),
-        ("missing iss", hs256(&without("iss"), SECRET)),
+        ("missing aud", signed(&without("aud"))),
+        ("wrong aud", signed(&with("aud", json!("other-service")))),
+        ("missing iss", signed(&without("iss"))),
         (
             "wrong iss",
-            hs256(&with("iss", json!("https://evil.example")), SECRET),
+            signed(&with("iss", json!("https://evil.example"))),
         ),
-        ("missing exp", hs256(&without("exp"), SECRET)),
+        ("missing exp", signed(&without("exp"))),
+        ("expired", signed(&with("exp", json!(now_seconds() - 3600)))),
         (
-            "expired",
-            hs256(&with("exp", json!(now_seconds() - 3600)), SECRET),
+            "not yet valid",
+            signed(&with("nbf", json!(now_seconds() + 3600))),
         ),
-        ("missing tenant", hs256(&without("tenant"), SECRET)),
+        (
+            "longer than a customer's cap",
+            signed(&with("exp", json!(now_seconds() + 7200))),
+        ),
+        ("missing tenant", signed(&without("tenant"))),
         (
             "invalid tenant",
-            hs256(&with("tenant", json!("a tenant with spaces")), SECRET),
+            signed(&with("tenant", json!("a tenant with spaces"))),
         ),
-        ("unknown role", hs256(&with("role", json!("root")), SECRET)),
+        ("unknown role", signed(&with("role", json!("root")))),
+        (
+            "acme's provider claiming globex",
+            acme_idp_token(&principal("globex", Role::Customer, "cust-1")),
+        ),
         ("garbage", "not.a.jwt".to_owned()),
     ];
+    let mut messages = std::collections::BTreeSet::new();
     for (case, bad) in cases {
         for in_frame in [false, true] {
             match connect_with(&edge.url(), &bad, in_frame, None).await {
                 Connected::Refused(Some(frame), code) => {
                     assert_eq!(frame["code"], "unauthenticated", "{case}");
+                    messages.insert(frame["message"].to_string());
                     assert!(
                         !frame.to_string().contains(&bad),
                         "{case}: the token is not echoed"
@@ -137,10 +158,51 @@ async fn bad_tokens_are_refused_with_4001_in_the_handshake_and_in_the_first_fram
             }
         }
     }
-    // The server is fine.
+    assert_eq!(
+        messages.len(),
+        1,
+        "every refusal reads the same: {messages:?}"
+    );
+    // The server is fine, and acme's provider speaks for acme.
     let good = token(&principal("acme", Role::Customer, "cust-1"));
     let mut client = connect_with(&edge.url(), &good, true, None).await.client();
     client.open().await;
+    let from_idp = acme_idp_token(&principal("acme", Role::Customer, "cust-2"));
+    connect_with(&edge.url(), &from_idp, false, None)
+        .await
+        .client();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_keeps_old_tokens_valid_and_new_tokens_valid_at_once() {
+    let (_backends, edge) = stack().await;
+    // An issuer of this test alone, on the verifier every edge of this binary shares.
+    let rotating = "https://rotating.switchboard.test";
+    let mut keys = IssuerKeys::generate(now_seconds()).unwrap();
+    let verifier = support::verifier();
+    verifier
+        .trust(rotating, Tenants::All, &keys.jwks())
+        .unwrap();
+    let customer = principal("acme", Role::Customer, "cust-9");
+    let sign = |keys: &IssuerKeys| {
+        TokenIssuer::new(keys, rotating, AUDIENCE)
+            .issue(&customer, now_seconds() + 600)
+            .unwrap()
+    };
+    let old = sign(&keys);
+    keys.rotate(now_seconds()).unwrap();
+    verifier.set_keys(rotating, &keys.jwks()).unwrap();
+    let new = sign(&keys);
+    for token in [&old, &new] {
+        connect_with(&edge.url(), token, false, None).await.client();
+    }
+    assert_eq!(keys.retire(u64::MAX, 0).len(), 1);
+    verifier.set_keys(rotating, &keys.jwks()).unwrap();
+    assert!(matches!(
+        connect_with(&edge.url(), &old, false, None).await,
+        Connected::Refused(Some(_), Some(4001))
+    ));
+    connect_with(&edge.url(), &new, true, None).await.client();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,9 +235,7 @@ async fn the_origin_must_be_on_the_tenants_allowlist() {
 
 /// A token of `principal` that expires `seconds` from now.
 fn expiring(principal: &switchboard_events::principal::Principal, seconds: u64) -> String {
-    TokenIssuer::hs256(SECRET, ISSUER, AUDIENCE)
-        .issue(principal, now_seconds() + seconds)
-        .unwrap()
+    issuer().issue(principal, now_seconds() + seconds).unwrap()
 }
 
 #[tokio::test]
@@ -215,7 +275,7 @@ async fn a_session_whose_token_expires_must_send_a_fresh_one_or_is_closed_with_4
         (refused["code"].as_str(), refused["ref"].as_str()),
         (Some("unauthenticated"), Some("wrong"))
     );
-    assert_eq!(refused["message"], "invalid token");
+    assert_eq!(refused["message"], "the bearer token is not valid");
     renewing
         .send(json!({"type": "auth", "ref": "fresh", "token": token(&customer)}))
         .await;

@@ -1,5 +1,5 @@
-//! Who may read what. Every call starts with a bearer token verified by [`TokenVerifier`]; the
-//! principal's tenant scopes every store read, so another tenant's ids simply do not exist for
+//! Who may read what. Every call starts with a bearer token verified by [`TokenVerifier`] (from
+//! a trusted issuer that may speak for the token's tenant); the principal's tenant scopes every store read, so another tenant's ids simply do not exist for
 //! the caller (404, never 403). Within the tenant:
 //!
 //! | role | history, summary | lists | reports | replay, verify, export |
@@ -41,12 +41,16 @@ pub fn bearer(header: Option<&[u8]>) -> Result<&str, QueryError> {
     Ok(token)
 }
 
-/// Verifies the `authorization` header into a principal.
+/// Verifies the `authorization` header into a principal. A refused token reads the same
+/// whatever the reason, which goes to the debug log only.
 pub fn authenticate(
     verifier: &TokenVerifier,
     header: Option<&[u8]>,
 ) -> Result<Principal, QueryError> {
-    Ok(verifier.verify(bearer(header)?)?)
+    verifier.verify(bearer(header)?).map_err(|refused| {
+        tracing::debug!(reason = %refused.reason(), "bearer token refused");
+        QueryError::Token(refused)
+    })
 }
 
 /// The read rates per principal, by role.

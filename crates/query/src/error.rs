@@ -5,7 +5,7 @@
 //! does not exist: an answer never tells a caller what another tenant holds.
 
 use switchboard_events::status::StatusKind;
-use switchboard_events::token::TokenError;
+use switchboard_events::token::Unauthenticated;
 use switchboard_store::{ErrorDomain, StoreError};
 use thiserror::Error;
 
@@ -14,7 +14,7 @@ pub enum QueryError {
     #[error("missing or malformed bearer token")]
     MissingToken,
     #[error("{0}")]
-    Token(#[from] TokenError),
+    Token(#[from] Unauthenticated),
     #[error("{role} may not {action}")]
     Forbidden {
         role: &'static str,

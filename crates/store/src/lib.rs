@@ -4,7 +4,8 @@
 //!
 //! The port speaks the access patterns of the services, not bytes: timeline pages by seq in
 //! both directions, conversation summaries and lists, agent state, the queue, report counters,
-//! checkpoints, the customers' data keys and the archive manifest. Its one write, [`Batch`],
+//! checkpoints, the customers' data keys, the archive manifest, and the writer's cache of its
+//! own state. Its one write, [`Batch`],
 //! is made of idempotent upserts and the checkpoints they reach, so that a projector that
 //! crashes and replays never loses or doubles anything. DESIGN.md beside this crate explains
 //! the layouts, the engine choice and the rules that make the writes idempotent.
@@ -22,6 +23,7 @@ mod port;
 pub mod report;
 pub mod scylla;
 pub mod timeline;
+pub mod writer_cache;
 
 #[cfg(test)]
 mod suite;

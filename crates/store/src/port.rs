@@ -13,6 +13,7 @@ use crate::conversation::{ConversationSummary, ListPage, ListQuery, QueueEntry};
 use crate::error::StoreError;
 use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
 use crate::timeline::{TimelinePage, TimelineQuery};
+use crate::writer_cache::{ParkedConversation, WriterSnapshot};
 
 /// The read models of switchboard, written by the projector and read by the query and edge
 /// services, every call scoped to one tenant.
@@ -122,4 +123,23 @@ pub trait ReadModels: KeyProvider + Send + Sync + std::fmt::Debug {
         tenant: &TenantId,
         day: Day,
     ) -> Result<Vec<ArchiveEntry>, StoreError>;
+
+    /// The writer's latest snapshot of a log partition (see [`WriterSnapshot`]).
+    async fn writer_snapshot(
+        &self,
+        source: LogPartition,
+    ) -> Result<Option<WriterSnapshot>, StoreError>;
+
+    /// Stores a snapshot unless one further on is stored already. Idempotent.
+    async fn put_writer_snapshot(&self, snapshot: &WriterSnapshot) -> Result<(), StoreError>;
+
+    /// A conversation a writer evicted from memory, scoped to its tenant.
+    async fn parked_conversation(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<Option<ParkedConversation>, StoreError>;
+
+    /// Stores an evicted conversation unless one with a higher `last_seq` is stored already.
+    async fn park_conversation(&self, parked: &ParkedConversation) -> Result<(), StoreError>;
 }

@@ -507,3 +507,74 @@ pub async fn history(
     }
     Ok((latency.len() as f64 / seconds, latency))
 }
+
+/// Short conversations, for the memory of a long run: `workers` customers, each opening a
+/// conversation, posting one message and resolving it, again and again for `seconds`, closed
+/// loop. Every `sample` the server's RSS and the conversations resolved so far go to stderr.
+/// Returns the samples: (seconds since start, conversations resolved, RSS KiB).
+pub async fn churn(
+    server: &Server,
+    workers: usize,
+    tenants: usize,
+    seconds: f64,
+    sample: Duration,
+) -> Result<Vec<(f64, u64, u64)>, Error> {
+    let endpoint = &server.endpoint;
+    let resolved = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let who = Who {
+            tenant: format!("bench{}", i % tenants),
+            role: "customer",
+            subject: format!("churn-{i}"),
+        };
+        let mut conn = connect(endpoint, &who, source(i)).await?;
+        let (resolved, failed) = (resolved.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut k = 0u64;
+            while Instant::now() < deadline {
+                k += 1;
+                match short_conversation(&mut conn, k).await {
+                    Ok(()) => resolved.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let mut samples = vec![(0.0, 0, rss_kib(server.pid))];
+    while Instant::now() < deadline {
+        tokio::time::sleep(sample.min(deadline - Instant::now())).await;
+        let at = started.elapsed().as_secs_f64();
+        let (done, rss) = (resolved.load(Ordering::Relaxed), rss_kib(server.pid));
+        let failures = failed.load(Ordering::Relaxed);
+        eprintln!("  churn {at:>5.0} s: {done} resolved, {failures} failed, rss {rss} KiB");
+        samples.push((at, done, rss));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(samples)
+}
+
+/// Open, one message, resolve: each answered by its `ack`.
+async fn short_conversation(conn: &mut Conn, k: u64) -> Result<(), Error> {
+    conn.send(&json!({"type": "open", "ref": format!("o{k}")}))
+        .await?;
+    let conversation = conn.expect("ack").await?["conversation_id"]
+        .as_str()
+        .ok_or("ack without conversation_id")?
+        .to_owned();
+    conn.send(
+        &json!({"type": "send", "ref": format!("s{k}"), "conversation_id": conversation,
+                      "client_msg_id": format!("c{k}"), "body": BODY}),
+    )
+    .await?;
+    conn.expect("ack").await?;
+    conn.send(&json!({"type": "resolve", "ref": format!("r{k}"), "conversation_id": conversation}))
+        .await?;
+    conn.expect("ack").await?;
+    Ok(())
+}

@@ -156,10 +156,16 @@ fn switchboard(programs: &Programs, durability: &str) -> Result<Server, Error> {
         "ingest_http",
         "query_http",
         "query_grpc",
+        "admin",
     ] {
         command.args(["--set", &format!("listen.{key}=127.0.0.1:0")]);
     }
     command.args(["--set", &format!("log.durability={durability}")]);
+    let secret = secrets.join("jwt-hs256.key");
+    command.args([
+        "--set",
+        &format!("auth.jwt_secret_file={}", secret.display()),
+    ]);
     for set in &programs.switchboard_sets {
         command.args(["--set", set]);
     }

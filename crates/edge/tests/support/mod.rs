@@ -7,13 +7,15 @@ pub mod client;
 pub mod keys;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use switchboard_edge::{Edge, EdgeConfig, EdgeDeps, MemoryBus, SignalBus};
 use switchboard_events::Topic;
 use switchboard_events::id::{PrincipalId, TenantId};
 use switchboard_events::principal::{Principal, Role};
-use switchboard_events::token::{TokenIssuer, TokenVerifier, now_seconds};
+use switchboard_events::token::{
+    IssuerKeys, Tenants, TokenConfig, TokenIssuer, TokenVerifier, now_seconds,
+};
 use switchboard_ingest::routing::QueueSignal;
 use switchboard_ingest::writer::{Writer, WriterConfig};
 use switchboard_log::EventLog;
@@ -23,8 +25,9 @@ use switchboard_store::ReadModels;
 use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use tokio::sync::{oneshot, watch};
 
-pub const SECRET: &[u8] = b"edge-test-secret-of-32-bytes-min!";
 pub const ISSUER: &str = "https://auth.switchboard.test";
+/// Acme's own identity provider, trusted for acme only.
+pub const ACME_IDP: &str = "https://id.acme.test";
 pub const AUDIENCE: &str = "switchboard-edge";
 
 pub fn principal(tenant: &str, role: Role, subject: &str) -> Principal {
@@ -35,10 +38,39 @@ pub fn principal(tenant: &str, role: Role, subject: &str) -> Principal {
     )
 }
 
+/// The instance's own keys, and acme's provider's.
+pub static KEYS: LazyLock<IssuerKeys> =
+    LazyLock::new(|| IssuerKeys::generate(now_seconds()).unwrap());
+pub static ACME_KEYS: LazyLock<IssuerKeys> =
+    LazyLock::new(|| IssuerKeys::generate(now_seconds()).unwrap());
+
+/// One verifier per test binary, shared by every edge it starts: the instance's issuer for
+/// every tenant, acme's provider for acme. A test may trust more issuers on it.
+static VERIFIER: LazyLock<TokenVerifier> = LazyLock::new(|| {
+    let verifier = TokenVerifier::new(&TokenConfig {
+        audience: AUDIENCE.to_owned(),
+        ..TokenConfig::default()
+    });
+    verifier.trust(ISSUER, Tenants::All, &KEYS.jwks()).unwrap();
+    let acme = Tenants::only([TenantId::new("acme").unwrap()]);
+    verifier.trust(ACME_IDP, acme, &ACME_KEYS.jwks()).unwrap();
+    verifier
+});
+
+/// The stack's issuer.
+pub fn issuer() -> TokenIssuer {
+    TokenIssuer::new(&KEYS, ISSUER, AUDIENCE)
+}
+
 /// A token for `principal`, valid for an hour, from the stack's issuer.
 pub fn token(principal: &Principal) -> String {
-    TokenIssuer::hs256(SECRET, ISSUER, AUDIENCE)
-        .issue(principal, now_seconds() + 3600)
+    issuer().issue(principal, now_seconds() + 3600).unwrap()
+}
+
+/// A token from acme's provider, whatever tenant `principal` is of.
+pub fn acme_idp_token(principal: &Principal) -> String {
+    TokenIssuer::new(&ACME_KEYS, ACME_IDP, AUDIENCE)
+        .issue(principal, now_seconds() + 600)
         .unwrap()
 }
 
@@ -137,7 +169,7 @@ impl Running {
 }
 
 pub fn verifier() -> TokenVerifier {
-    TokenVerifier::hs256(SECRET, ISSUER, AUDIENCE).unwrap()
+    VERIFIER.clone()
 }
 
 /// Starts an edge on `backends` with `config` and the signal bus `signals`.

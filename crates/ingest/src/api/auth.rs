@@ -1,9 +1,11 @@
 //! Who is calling. Both protocols hand the bearer token (and the principal a service claims to
 //! act for) to an [`Authenticator`], which answers with the principal the command runs as.
 //!
-//! Today the only authenticator is [`StaticTokens`]: service tokens from configuration. End
-//! users reach ingest through the edge, which authenticates them (JWT) and calls ingest as a
-//! service on their behalf; a JWT authenticator for direct calls plugs into the same trait.
+//! [`StaticTokens`] are service tokens from configuration; [`JwtOrTokens`] adds end users with
+//! JWTs, verified by `switchboard_events::token::TokenVerifier` (trusted issuers, each bound
+//! to its tenants). End users mostly reach ingest through the edge, which authenticates them
+//! and calls ingest as a service on their behalf. Every refused token answers the same
+//! [`AuthError::InvalidToken`]; the reason is logged at debug level only.
 //!
 //! Tokens are secrets: they are never logged, never kept in clear after start-up (only their
 //! SHA-256 digests are), and compared in constant time.
@@ -415,10 +417,10 @@ impl Authenticator for JwtOrTokens {
             .await
         {
             Err(AuthError::InvalidToken) => {
-                let user = self
-                    .jwt
-                    .verify(token)
-                    .map_err(|_| AuthError::InvalidToken)?;
+                let user = self.jwt.verify(token).map_err(|refused| {
+                    tracing::debug!(reason = %refused.reason(), "bearer token refused");
+                    AuthError::InvalidToken
+                })?;
                 act_as(user, on_behalf_of, false)
             }
             other => other,

@@ -13,12 +13,14 @@ pub mod convert;
 mod error;
 pub mod grpc;
 pub mod http;
+pub mod keys;
 mod server;
 
 pub use auth::{AuthError, Authenticator, JwtOrTokens, ServiceToken, StaticTokens};
 pub use client::{ClientConfigError, GrpcCommands, GrpcCommandsConfig};
 pub use convert::{AgentRequest, ConversationRequest};
 pub use error::{ApiError, RETRY_AFTER_METADATA};
+pub use keys::{KeyDir, KeyDirError};
 pub use server::{Api, ServeError, serve};
 
 use switchboard_events::Seq;

@@ -49,6 +49,10 @@ pub struct RoutingConfig {
     pub expected_handle_time: Duration,
     /// Assignments older than this do not count towards the wait estimate. Default: 30 minutes.
     pub estimate_window: Duration,
+    /// The resolved conversations the router remembers, so that a reopening goes back to
+    /// its agent; beyond, the resolved longest ago are forgotten and a reopening of one of
+    /// them waits for any agent. Default: 10,000.
+    pub max_resolved: usize,
 }
 
 impl Default for RoutingConfig {
@@ -65,6 +69,7 @@ impl Default for RoutingConfig {
             default_capacity: 3,
             expected_handle_time: Duration::from_secs(300),
             estimate_window: Duration::from_secs(1800),
+            max_resolved: 10_000,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
-use switchboard_events::{AgentEvent, ConversationEvent, Seq, Timestamp};
+use switchboard_events::{AgentEvent, ConversationEvent, ConversationPayload, Seq, Timestamp};
 
 use crate::error::CommandError;
 use crate::routing::config::{RoutingConfig, micros};
@@ -74,13 +74,24 @@ impl Router {
         let id = &event.envelope.conversation_id;
         let new = !self.state.conversations.contains_key(id);
         self.state.apply_conversation(event);
-        if new && self.state.conversations.contains_key(id) {
+        if new
+            && matches!(event.payload, ConversationPayload::Opened(_))
+            && self.state.conversations.contains_key(id)
+        {
             self.opened.push(id.clone());
         }
-        if let Some(c) = self.state.conversations.get(id)
-            && !self.touched.contains(&c.customer)
+        if let Some(customer) = self
+            .state
+            .conversations
+            .get(id)
+            .and_then(|c| c.customer.as_ref())
+            && !self.touched.contains(customer)
         {
-            self.touched.insert(c.customer.clone());
+            self.touched.insert(customer.clone());
+        }
+        for forgotten in self.state.forget_resolved(self.config.max_resolved) {
+            self.in_flight.remove(&forgotten);
+            self.refused.remove(&forgotten);
         }
         if let (Some(seq), Some(c)) = (self.refused.get(id), self.state.conversations.get(id))
             && *seq != c.last_seq

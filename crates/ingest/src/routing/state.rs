@@ -25,7 +25,9 @@ pub const DEPARTURES_KEPT: usize = 32;
 /// A conversation as routing sees it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RoutedConversation {
-    pub customer: CustomerId,
+    /// `None` only for a forgotten conversation that staff reopened: its customer went with
+    /// it (`forgotten_and_reopened`), and it counts against no customer's caps.
+    pub customer: Option<CustomerId>,
     pub status: Status,
     pub assignee: Option<AgentId>,
     pub team: Option<TeamId>,
@@ -118,6 +120,8 @@ pub struct TenantState {
     pub departures: BTreeSet<(Timestamp, EventId)>,
     /// The load of every customer with a conversation that is not resolved.
     pub customers: BTreeMap<CustomerId, CustomerLoad>,
+    /// The resolved conversations, by when they were resolved: the first to forget.
+    pub resolved: BTreeSet<(Timestamp, ConversationId)>,
 }
 
 /// The client message id of a conversation's offline message: derived from the conversation
@@ -157,7 +161,7 @@ impl TenantState {
                 return;
             }
             let c = RoutedConversation {
-                customer: opened.customer_id.clone(),
+                customer: Some(opened.customer_id.clone()),
                 status: Status::Open,
                 assignee: None,
                 team: opened.team_id.clone(),
@@ -173,21 +177,35 @@ impl TenantState {
             };
             add_load(
                 &mut self.customers,
-                &c.customer,
+                c.customer.as_ref(),
                 CustomerLoad::default(),
                 c.load(),
             );
             self.conversations.insert(id.clone(), c);
             return;
         }
-        let Some(c) = self.conversations.get_mut(id) else {
-            return; // opened before the retained log: nothing to route
-        };
+        if !self.conversations.contains_key(id) {
+            // Opened before the retained log, or resolved and forgotten (`forget_resolved`):
+            // nothing to route until a reopening, which waits for any agent.
+            if let ConversationPayload::Reopened(_) = &event.payload {
+                let c = forgotten_and_reopened(event);
+                add_load(
+                    &mut self.customers,
+                    c.customer.as_ref(),
+                    CustomerLoad::default(),
+                    c.load(),
+                );
+                self.conversations.insert(id.clone(), c);
+            }
+            return;
+        }
+        let c = self.conversations.get_mut(id).expect("checked just above");
         if envelope.seq <= c.last_seq {
             return;
         }
         c.last_seq = envelope.seq;
         let load_before = c.load();
+        let was_resolved = c.status == Status::Resolved;
         let holder_before = c.holder().cloned();
         let was_waiting = c.is_waiting();
         let mut given_to = None;
@@ -255,7 +273,19 @@ impl TenantState {
                 }
             }
         }
-        add_load(&mut self.customers, &c.customer, load_before, c.load());
+        add_load(
+            &mut self.customers,
+            c.customer.as_ref(),
+            load_before,
+            c.load(),
+        );
+        match (was_resolved, c.status == Status::Resolved) {
+            (false, true) => {
+                self.resolved.insert((at, id.clone()));
+            }
+            (true, false) => self.resolved.retain(|(_, r)| r != id),
+            _ => {}
+        }
         let holder_after = c.holder().cloned();
         if holder_before != holder_after {
             if let Some(before) = holder_before {
@@ -271,6 +301,20 @@ impl TenantState {
         }
     }
 
+    /// Forgets the resolved conversations beyond the `keep` resolved most recently, and
+    /// returns them. What a reopening of one of them loses is in `forgotten_and_reopened`.
+    pub fn forget_resolved(&mut self, keep: usize) -> Vec<ConversationId> {
+        let mut forgotten = Vec::new();
+        while self.resolved.len() > keep {
+            let Some((_, id)) = self.resolved.pop_first() else {
+                break;
+            };
+            self.conversations.remove(&id);
+            forgotten.push(id);
+        }
+        forgotten
+    }
+
     /// The conversations waiting for an agent.
     pub fn waiting(&self) -> impl Iterator<Item = (&ConversationId, &RoutedConversation)> {
         self.conversations.iter().filter(|(_, c)| c.is_waiting())
@@ -280,10 +324,13 @@ impl TenantState {
 /// Moves a customer's load from what a conversation added before to what it adds now.
 fn add_load(
     customers: &mut BTreeMap<CustomerId, CustomerLoad>,
-    customer: &CustomerId,
+    customer: Option<&CustomerId>,
     before: CustomerLoad,
     after: CustomerLoad,
 ) {
+    let Some(customer) = customer else {
+        return;
+    };
     if before == after {
         return;
     }
@@ -292,6 +339,33 @@ fn add_load(
     load.waiting = (load.waiting + after.waiting).saturating_sub(before.waiting);
     if load.is_zero() {
         customers.remove(customer);
+    }
+}
+
+/// A reopened conversation the router had forgotten: it waits for any agent, with the
+/// defaults of an open (its agent, team, priority and skills went with it), and its episode
+/// is taken from the seq, so that its offline message is a new one. Its customer is known
+/// only when they reopen it themselves.
+fn forgotten_and_reopened(event: &ConversationEvent) -> RoutedConversation {
+    let envelope = &event.envelope;
+    let customer = match envelope.actor.kind {
+        ActorKind::Customer => CustomerId::new(envelope.actor.id.as_str()).ok(),
+        _ => None,
+    };
+    RoutedConversation {
+        customer,
+        status: Status::Open,
+        assignee: None,
+        team: None,
+        priority: Priority::Normal,
+        vip: false,
+        required_skills: BTreeSet::new(),
+        waiting_since: envelope.occurred_at,
+        assigned_at: envelope.occurred_at,
+        answered: false,
+        episode: u32::try_from(envelope.seq.0).unwrap_or(u32::MAX),
+        offline_notice_sent: false,
+        last_seq: envelope.seq,
     }
 }
 

@@ -8,6 +8,7 @@ use switchboard_events::personal::{DataKey, MemoryKeys, Revealed, Sealed};
 
 use crate::conversation::Sealer;
 use crate::error::CommandError;
+use crate::writer::cache::{MemoryCache, StateCache};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -26,12 +27,20 @@ pub trait DataKeys: Send + Sync + std::fmt::Debug {
         tenant: &'a TenantId,
         customer: &'a CustomerId,
     ) -> BoxFuture<'a, Result<(), CommandError>>;
+
+    /// Where the writer keeps its snapshots and parked conversations, when the same place
+    /// keeps the keys (the store). Without one, a writer folds its partitions from their
+    /// start and keeps every conversation in memory.
+    fn state_cache(&self) -> Option<&dyn StateCache> {
+        None
+    }
 }
 
 /// Keys in memory, for tests and tools: nothing survives the process.
 #[derive(Debug, Default)]
 pub struct InMemoryKeys {
     keys: MemoryKeys,
+    cache: MemoryCache,
     erased: std::sync::Mutex<std::collections::HashSet<(TenantId, CustomerId)>>,
 }
 
@@ -66,6 +75,10 @@ impl DataKeys for InMemoryKeys {
             self.keys.erase(tenant, customer);
             Ok(())
         })
+    }
+
+    fn state_cache(&self) -> Option<&dyn StateCache> {
+        Some(&self.cache)
     }
 }
 
@@ -129,5 +142,9 @@ impl DataKeys for StoreKeys {
                 .await
                 .map_err(|e| CommandError::Unavailable(format!("the key store failed: {e}")))
         })
+    }
+
+    fn state_cache(&self) -> Option<&dyn StateCache> {
+        Some(self)
     }
 }

@@ -3,9 +3,12 @@
 //! between instances.
 
 mod agents;
+pub mod cache;
 pub mod keys;
+mod memory;
 mod replay;
 mod shard;
+mod snapshot;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +45,28 @@ pub struct WriterConfig {
     /// `ownership.md`). Turn it off only for a single writer on a broker without transactions
     /// (tansu in tests): several instances without fencing may write the same seq twice.
     pub fencing: bool,
+    pub state: StateConfig,
+}
+
+/// How much conversation state a writer keeps in memory, and how often it snapshots it (see
+/// `state.md`). The `ingest.writer_state` section of the binary's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Conversations one partition keeps in memory; beyond it, the least recently used are
+    /// parked in the writer's cache until they are used again.
+    pub max_conversations: usize,
+    /// Records folded or appended between two snapshots of a partition.
+    pub snapshot_every: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            max_conversations: 20_000,
+            snapshot_every: 20_000,
+        }
+    }
 }
 
 impl Default for WriterConfig {
@@ -52,6 +77,7 @@ impl Default for WriterConfig {
             limits: Limits::default(),
             queue_depth: 4096,
             fencing: true,
+            state: StateConfig::default(),
         }
     }
 }
@@ -95,6 +121,7 @@ impl Parts {
             self.log.clone(),
             self.keys.clone(),
             self.config.limits.clone(),
+            self.config.state.clone(),
         );
         shard.take_ownership(self.config.fencing).await?;
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
@@ -337,6 +364,7 @@ impl CommandHandler for Writer {
         command: ConversationCommand,
         correlation: CorrelationId,
     ) -> Result<Ack, CommandError> {
+        let minted = conversation.is_none();
         let conversation = match (conversation, &command) {
             (Some(id), _) => id,
             (None, ConversationCommand::Open(_)) => self.new_conversation_id()?,
@@ -352,6 +380,7 @@ impl CommandHandler for Writer {
             Job {
                 principal,
                 conversation,
+                minted,
                 command,
                 correlation,
                 reply,

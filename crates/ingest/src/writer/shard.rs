@@ -15,8 +15,8 @@ use switchboard_events::conversation::ConversationPayload;
 use switchboard_events::id::{ConversationId, CorrelationId, CustomerId, MessageId, TenantId};
 use switchboard_events::personal::DataKey;
 use switchboard_events::principal::Principal;
-use switchboard_events::{ConversationEvent, Seq, Timestamp, Topic};
-use switchboard_log::{AppendOptions, EventLog, Fence, LogError, NewRecord};
+use switchboard_events::{ChainHash, ConversationEvent, Seq, Timestamp, Topic};
+use switchboard_log::{AppendOptions, EventLog, Fence, LogError, NewRecord, Position};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Ack;
@@ -24,36 +24,65 @@ use crate::command::{ConversationCommand, Limits};
 use crate::conversation::stamp::{Cause, stamp};
 use crate::conversation::{Context, ConversationState, Decision, decide};
 use crate::error::CommandError;
+use crate::writer::StateConfig;
 use crate::writer::keys::{DataKeys, KeySealer};
 use crate::writer::replay;
+use crate::writer::snapshot::{Held, Proof};
 
 /// A command waiting for its shard.
 pub(crate) struct Job {
     pub principal: Principal,
     pub conversation: ConversationId,
+    /// The writer minted the id for this open: nothing can be parked under it.
+    pub minted: bool,
     pub command: ConversationCommand,
     pub correlation: CorrelationId,
     pub reply: oneshot::Sender<Result<Ack, CommandError>>,
 }
 
+/// A conversation as the writer knows it: ids are scoped by tenant, so the same id in two
+/// tenants is two conversations, and one tenant's id says nothing about another's.
+pub(crate) type Key = (TenantId, ConversationId);
+
 /// The most commands decided and appended together.
 const MAX_BATCH: usize = 512;
+
+/// A conversation in memory, and when a command or an event last used it.
+pub(super) struct Resident {
+    pub held: Held,
+    pub used: u64,
+}
 
 pub(crate) struct Shard {
     pub partition: u32,
     pub log: Arc<dyn EventLog>,
     pub keys: Arc<dyn DataKeys>,
     pub limits: Limits,
-    states: HashMap<ConversationId, ConversationState>,
+    pub(super) config: StateConfig,
+    pub(super) states: HashMap<Key, Resident>,
     /// Conversations whose events do not fold: the log holds something the writer never wrote.
-    poisoned: HashMap<ConversationId, String>,
+    pub(super) poisoned: HashMap<Key, String>,
+    /// Ids with a record that does not decode: its tenant is unknown, so the id refuses
+    /// commands in every tenant (the log is damaged; an operator must act).
+    pub(super) undecodable: HashMap<ConversationId, String>,
+    /// Events read while catching up for conversations not in memory: folded onto their
+    /// parked states once the read is done.
+    pub(super) pending: HashMap<Key, Vec<(u64, ConversationEvent)>>,
     key_cache: HashMap<(TenantId, CustomerId), Option<DataKey>>,
     /// The next offset of the partition this shard has folded.
-    next_offset: u64,
+    pub(super) next_offset: u64,
+    /// The record at `next_offset - 1`, when it decoded: what a snapshot is proved by.
+    pub(super) last: Option<Proof>,
+    /// The `next_offset` of the last snapshot written or loaded.
+    pub(super) snapshot_at: u64,
+    /// Bumped by every use, to find the conversations used least recently.
+    pub(super) tick: u64,
     /// Set after a failed append: the tail must be read before deciding anything.
-    stale: bool,
+    pub(super) stale: bool,
+    /// Set after a failed append that had changed states: they are rebuilt, not caught up.
+    rebuild: bool,
     /// Customers whose erasure was read from the log: their keys must be gone.
-    erased_in_log: Vec<(TenantId, CustomerId)>,
+    pub(super) erased_in_log: Vec<(TenantId, CustomerId)>,
     /// This shard's claim on its partition; every append is made under it.
     fence: Option<Fence>,
     /// A newer claim took the partition: the shard answers `not_owner` from now on.
@@ -66,17 +95,25 @@ impl Shard {
         log: Arc<dyn EventLog>,
         keys: Arc<dyn DataKeys>,
         limits: Limits,
+        config: StateConfig,
     ) -> Self {
         Self {
             partition,
             log,
             keys,
             limits,
+            config,
             states: HashMap::new(),
             poisoned: HashMap::new(),
+            undecodable: HashMap::new(),
+            pending: HashMap::new(),
             key_cache: HashMap::new(),
             next_offset: 0,
+            last: None,
+            snapshot_at: 0,
+            tick: 0,
             stale: true,
+            rebuild: true,
             erased_in_log: Vec::new(),
             fence: None,
             deposed: false,
@@ -84,7 +121,8 @@ impl Shard {
     }
 
     /// Claims the partition (fencing any earlier writer of it) and folds it to its end: the
-    /// new owner's first two steps (see `ownership.md`).
+    /// new owner's first two steps (see `ownership.md`), from the latest snapshot the log
+    /// proves (see `state.md`).
     pub async fn take_ownership(&mut self, fencing: bool) -> Result<(), CommandError> {
         self.fence = replay::claim(
             self.log.as_ref(),
@@ -93,11 +131,18 @@ impl Shard {
             fencing,
         )
         .await?;
-        self.catch_up().await
+        self.catch_up().await?;
+        self.snapshot_if_due().await;
+        Ok(())
     }
 
-    /// Folds every event of the partition not yet folded.
+    /// Folds every event of the partition not yet folded; after a failed append that had
+    /// changed states, from the latest snapshot again.
     pub async fn catch_up(&mut self) -> Result<(), CommandError> {
+        if self.rebuild {
+            self.restore().await;
+            self.rebuild = false;
+        }
         let log = self.log.clone();
         let mut next = self.next_offset;
         let read = replay::read_to_end(
@@ -105,50 +150,20 @@ impl Shard {
             Topic::Conversations,
             self.partition,
             &mut next,
-            |record| self.fold(&record.key, &record.value),
+            |record| self.fold(&record.key, &record.value, record.offset),
         )
         .await;
         self.next_offset = next;
         read?;
+        self.fold_pending().await?;
         // An erasure whose key destruction was cut short by a crash is finished here.
         for (tenant, customer) in std::mem::take(&mut self.erased_in_log) {
             self.keys.destroy(&tenant, &customer).await?;
             self.key_cache.insert((tenant, customer), None);
         }
         self.stale = false;
+        self.evict().await;
         Ok(())
-    }
-
-    fn fold(&mut self, key: &[u8], frame: &[u8]) {
-        let event = match ConversationEvent::decode(frame) {
-            Ok(event) => event,
-            Err(e) => {
-                if let Ok(id) = ConversationId::new(String::from_utf8_lossy(key).into_owned()) {
-                    tracing::error!(partition = self.partition, conversation = %id, error = %e, "undecodable event; conversation refuses commands");
-                    self.poisoned.insert(id, e.to_string());
-                }
-                return;
-            }
-        };
-        let id = event.envelope.conversation_id.clone();
-        if self.poisoned.contains_key(&id) {
-            return;
-        }
-        if let ConversationPayload::CustomerDataErased(erased) = &event.payload {
-            self.erased_in_log
-                .push((event.envelope.tenant_id.clone(), erased.customer_id.clone()));
-        }
-        let folded = match self.states.get_mut(&id) {
-            Some(state) => state.apply(&event),
-            None => ConversationState::opened(&event).map(|state| {
-                self.states.insert(id.clone(), state);
-            }),
-        };
-        if let Err(e) = folded {
-            tracing::error!(partition = self.partition, conversation = %id, error = %e, "events do not fold; conversation refuses commands");
-            self.poisoned.insert(id.clone(), e.to_string());
-            self.states.remove(&id);
-        }
     }
 
     fn append_options(&self) -> AppendOptions {
@@ -166,6 +181,8 @@ impl Shard {
             }
             self.process(batch).await;
         }
+        // The writer is going away: leave a snapshot for whoever folds the partition next.
+        self.snapshot_if_due_every(1).await;
     }
 
     async fn process(&mut self, batch: Vec<Job>) {
@@ -186,11 +203,19 @@ impl Shard {
         let now = Timestamp::now();
         let mut touched = false;
         let mut records = Vec::new();
+        let mut written = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());
         let mut erasures = Vec::new();
         for job in batch {
             let answer = self
-                .decide_one(&job, now, &mut touched, &mut records, &mut erasures)
+                .decide_one(
+                    &job,
+                    now,
+                    &mut touched,
+                    &mut records,
+                    &mut written,
+                    &mut erasures,
+                )
                 .await;
             answers.push((job.reply, answer));
         }
@@ -200,11 +225,7 @@ impl Shard {
                 .append(Topic::Conversations.name(), records, &self.append_options())
                 .await;
             match appended {
-                Ok(positions) => {
-                    if let Some(last) = positions.iter().map(|p| p.offset).max() {
-                        self.next_offset = self.next_offset.max(last + 1);
-                    }
-                }
+                Ok(positions) => self.appended(&positions, written),
                 Err(e) => {
                     let error = if matches!(e, LogError::Fenced { .. }) {
                         tracing::warn!(partition = self.partition, error = %e, "deposed: another writer claimed the partition");
@@ -214,13 +235,9 @@ impl Shard {
                         tracing::warn!(partition = self.partition, error = %e, "append failed; commands are refused and the tail is read again");
                         unavailable(e)
                     };
-                    // The states hold events the log may not have: fold the partition again
-                    // from its start before the next batch. Rare, so simple beats fast here.
-                    if touched {
-                        self.states.clear();
-                        self.poisoned.clear();
-                        self.next_offset = 0;
-                    }
+                    // The states hold events the log may not have: rebuild them from the
+                    // latest snapshot and the log before the next batch.
+                    self.rebuild |= touched;
                     self.stale = true;
                     for (reply, answer) in answers {
                         let _ = reply.send(answer.and(Err(error.clone())));
@@ -229,15 +246,37 @@ impl Shard {
                 }
             }
         }
-        // The erasure events are durable: now the keys can go.
+        // The erasure events are durable: now the keys can go. One that fails is retried
+        // after the next batch, and no snapshot is taken until it is gone.
+        erasures.append(&mut self.erased_in_log);
         for (tenant, customer) in erasures {
             if let Err(e) = self.keys.destroy(&tenant, &customer).await {
-                tracing::error!(%tenant, %customer, error = %e, "erasure event written but the data key was not destroyed; it is retried when the conversation is next rebuilt");
+                tracing::error!(%tenant, %customer, error = %e, "erasure event written but the data key was not destroyed; retried after the next batch");
+                self.erased_in_log.push((tenant.clone(), customer.clone()));
             }
             self.key_cache.insert((tenant, customer), None);
         }
         for (reply, answer) in answers {
             let _ = reply.send(answer);
+        }
+        self.evict().await;
+        self.snapshot_if_due().await;
+    }
+
+    /// Records where the batch's events landed: the proofs of their conversations' states.
+    fn appended(&mut self, positions: &[Position], written: Vec<(Key, ChainHash)>) {
+        for (position, (id, hash)) in positions.iter().zip(written) {
+            let proof = Proof {
+                offset: position.offset,
+                hash: hash.0,
+            };
+            if let Some(resident) = self.states.get_mut(&id) {
+                resident.held.last = proof;
+            }
+            if position.offset + 1 >= self.next_offset {
+                self.next_offset = position.offset + 1;
+                self.last = Some(proof);
+            }
         }
     }
 
@@ -264,33 +303,36 @@ impl Shard {
         now: Timestamp,
         touched: &mut bool,
         records: &mut Vec<NewRecord>,
+        written: &mut Vec<(Key, ChainHash)>,
         erasures: &mut Vec<(TenantId, CustomerId)>,
     ) -> Result<Ack, CommandError> {
-        if let Some(reason) = self.poisoned.get(&job.conversation) {
+        let tenant = &job.principal.tenant;
+        let id: Key = (tenant.clone(), job.conversation.clone());
+        if !job.minted {
+            self.bring_back(&id).await?;
+        }
+        if let Some(reason) = self
+            .poisoned
+            .get(&id)
+            .or_else(|| self.undecodable.get(&job.conversation))
+        {
             return Err(CommandError::Internal(format!(
                 "conversation cannot be rebuilt from the log: {reason}"
             )));
         }
-        let tenant = &job.principal.tenant;
-        let customer = match (self.states.get(&job.conversation), &job.command) {
+        let customer = match (self.state(&id), &job.command) {
             (Some(state), _) => Some(state.customer.clone()),
             (None, ConversationCommand::Open(open)) => Some(open.customer_id.clone()),
             (None, _) => None,
         };
-        // The key of the conversation's own tenant: a foreign principal is refused by the rules
-        // before any sealing, and must not make us create keys in its name.
-        let key_tenant = self
-            .states
-            .get(&job.conversation)
-            .map_or(tenant, |s| &s.tenant)
-            .clone();
+        // States are found by the principal's tenant, so the key is always of its own tenant.
         let key = match &customer {
-            Some(customer) => self.key(&key_tenant, customer).await?,
+            Some(customer) => self.key(tenant, customer).await?,
             None => None,
         };
         let nobody = CustomerId::new("unknown").expect("valid id");
         let sealer = KeySealer {
-            tenant: &key_tenant,
+            tenant,
             customer: customer.as_ref().unwrap_or(&nobody),
             key: key.as_ref(),
         };
@@ -301,10 +343,10 @@ impl Shard {
             sealer: &sealer,
             message_id: new_message_id(),
         };
-        let state = self.states.get(&job.conversation);
+        let state = self.state(&id);
         let decision = decide(state, &job.command, &ctx)?;
         let payloads = match decision {
-            Decision::AlreadyDone(seq) => return Ok(self.ack(job, seq, true)),
+            Decision::AlreadyDone(seq) => return Ok(self.ack(job, &id, seq, true)),
             Decision::Append(payloads) => payloads,
         };
         let cause = Cause {
@@ -325,25 +367,32 @@ impl Shard {
                 NewRecord::new(job.conversation.as_str(), frame).with_timestamp_ms(timestamp_ms),
             );
             last = event.envelope.seq;
-            match self.states.get_mut(&job.conversation) {
-                Some(state) => state
+            written.push((id.clone(), event.envelope.hash));
+            match self.states.get_mut(&id) {
+                Some(resident) => resident
+                    .held
+                    .state
                     .apply(&event)
                     .map_err(|e| CommandError::Internal(e.to_string()))?,
                 None => {
                     let state = ConversationState::opened(&event)
                         .map_err(|e| CommandError::Internal(e.to_string()))?;
-                    self.states.insert(job.conversation.clone(), state);
+                    // Where it lands is known once the append returns (`appended`).
+                    let last = Proof {
+                        offset: u64::MAX,
+                        hash: event.envelope.hash.0,
+                    };
+                    self.hold(id.clone(), Held { state, last });
                 }
             }
         }
-        Ok(self.ack(job, last, false))
+        Ok(self.ack(job, &id, last, false))
     }
 
-    fn ack(&self, job: &Job, seq: Seq, unchanged: bool) -> Ack {
+    fn ack(&self, job: &Job, id: &Key, seq: Seq, unchanged: bool) -> Ack {
         let (seq, message_id) = match &job.command {
             ConversationCommand::PostMessage(post) => self
-                .states
-                .get(&job.conversation)
+                .state(id)
                 .and_then(|s| s.sends.get(&post.client_msg_id))
                 .map_or((seq, None), |sent| {
                     (sent.seq, Some(sent.message_id.clone()))

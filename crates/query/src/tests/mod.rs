@@ -7,8 +7,9 @@ mod audit;
 mod cache;
 mod grpc;
 mod http;
+mod tokens;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::Body;
@@ -19,7 +20,9 @@ use switchboard_events::conversation::ConversationPayload;
 use switchboard_events::id::{ConversationId, PrincipalId, TenantId};
 use switchboard_events::personal::{DataKey, Sealed};
 use switchboard_events::principal::{Principal, Role};
-use switchboard_events::token::{TokenIssuer, TokenVerifier, now_seconds};
+use switchboard_events::token::{
+    IssuerKeys, Tenants, TokenConfig, TokenIssuer, TokenVerifier, now_seconds,
+};
 use switchboard_events::{ChainHash, ConversationEvent, Topic, fixtures};
 use switchboard_log::Record;
 use switchboard_projector::PartitionProjector;
@@ -30,16 +33,44 @@ use tower::ServiceExt;
 
 use crate::{CacheConfig, QueryService};
 
-const SECRET: &[u8] = b"query-tests-secret-of-32-bytes!!";
 const ISSUER: &str = "switchboard-tests";
+/// Acme's own identity provider, trusted for acme only.
+pub(crate) const ACME_IDP: &str = "https://id.acme.test";
 const AUDIENCE: &str = "switchboard";
 
+static OWN_KEYS: LazyLock<IssuerKeys> =
+    LazyLock::new(|| IssuerKeys::generate(now_seconds()).unwrap());
+static ACME_KEYS: LazyLock<IssuerKeys> =
+    LazyLock::new(|| IssuerKeys::generate(now_seconds()).unwrap());
+
 pub(crate) fn issuer() -> TokenIssuer {
-    TokenIssuer::hs256(SECRET, ISSUER, AUDIENCE)
+    TokenIssuer::new(&OWN_KEYS, ISSUER, AUDIENCE)
 }
 
+/// Trusts the instance's issuer for every tenant and acme's provider for acme.
 pub(crate) fn verifier() -> TokenVerifier {
-    TokenVerifier::hs256(SECRET, ISSUER, AUDIENCE).unwrap()
+    let verifier = TokenVerifier::new(&TokenConfig {
+        audience: AUDIENCE.to_owned(),
+        ..TokenConfig::default()
+    });
+    verifier
+        .trust(ISSUER, Tenants::All, &OWN_KEYS.jwks())
+        .unwrap();
+    let acme = Tenants::only([TenantId::new("acme").unwrap()]);
+    verifier.trust(ACME_IDP, acme, &ACME_KEYS.jwks()).unwrap();
+    verifier
+}
+
+/// A token from acme's provider, whatever tenant it claims.
+pub(crate) fn acme_idp_token(tenant: &str, role: Role, subject: &str) -> String {
+    let principal = Principal::new(
+        TenantId::new(tenant).unwrap(),
+        role,
+        PrincipalId::new(subject).unwrap(),
+    );
+    TokenIssuer::new(&ACME_KEYS, ACME_IDP, AUDIENCE)
+        .issue(&principal, now_seconds() + 600)
+        .unwrap()
 }
 
 pub(crate) fn token(tenant: &str, role: Role, subject: &str) -> String {
@@ -124,6 +155,9 @@ pub(crate) struct World {
     pub store: Arc<dyn ReadModels>,
     pub service: Arc<QueryService>,
     pub router: Router,
+    /// The service's verifier: clones share their issuers, so trusting or rotating here
+    /// reaches the service.
+    pub verifier: TokenVerifier,
 }
 
 impl World {
@@ -149,9 +183,10 @@ impl World {
     }
 
     pub fn over(dir: tempfile::TempDir, store: Arc<dyn ReadModels>) -> Self {
+        let verifier = verifier();
         let service = Arc::new(QueryService::new(
             store.clone(),
-            verifier(),
+            verifier.clone(),
             &CacheConfig::default(),
         ));
         let router = crate::http::router(service.clone());
@@ -160,6 +195,7 @@ impl World {
             store,
             service,
             router,
+            verifier,
         }
     }
 

@@ -30,6 +30,7 @@ use crate::checkpoint::{CheckpointKey, LogPartition};
 use crate::conversation::{ConversationSummary, ListPage, ListQuery, QueueEntry};
 use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
 use crate::timeline::{TimelinePage, TimelineQuery};
+use crate::writer_cache::{ParkedConversation, WriterSnapshot};
 use crate::{Batch, ReadModels, StoreError};
 
 use schema::tables;
@@ -88,6 +89,7 @@ struct Tables {
     data_keys: PartitionHandle,
     manifest: PartitionHandle,
     manifest_by_day: PartitionHandle,
+    writer_cache: PartitionHandle,
 }
 
 impl fmt::Debug for EmbeddedStore {
@@ -132,6 +134,7 @@ impl EmbeddedStore {
             data_keys: open(tables::DATA_KEYS)?,
             manifest: open(tables::MANIFEST)?,
             manifest_by_day: open(tables::MANIFEST_BY_DAY)?,
+            writer_cache: open(tables::WRITER_CACHE)?,
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -309,5 +312,46 @@ impl ReadModels for EmbeddedStore {
         day: Day,
     ) -> Result<Vec<ArchiveEntry>, StoreError> {
         read::archive_manifest(&self.inner, tenant, day)
+    }
+
+    async fn writer_snapshot(
+        &self,
+        source: LogPartition,
+    ) -> Result<Option<WriterSnapshot>, StoreError> {
+        let stored = write::cached(&self.inner, &schema::writer_snapshot(source))?;
+        Ok(stored.map(|(next_offset, body)| WriterSnapshot {
+            source,
+            next_offset,
+            body,
+        }))
+    }
+
+    async fn put_writer_snapshot(&self, snapshot: &WriterSnapshot) -> Result<(), StoreError> {
+        let key = schema::writer_snapshot(snapshot.source);
+        let (order, body) = (snapshot.next_offset, snapshot.body.clone());
+        self.write(move |inner| write::cache(inner, key, order, &body))
+            .await
+    }
+
+    async fn parked_conversation(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<Option<ParkedConversation>, StoreError> {
+        let key = schema::parked_conversation(tenant.as_str(), conversation.as_str());
+        let stored = write::cached(&self.inner, &key)?;
+        Ok(stored.map(|(last_seq, body)| ParkedConversation {
+            tenant: tenant.clone(),
+            conversation: conversation.clone(),
+            last_seq: switchboard_events::Seq(last_seq),
+            body,
+        }))
+    }
+
+    async fn park_conversation(&self, parked: &ParkedConversation) -> Result<(), StoreError> {
+        let key = schema::parked_conversation(parked.tenant.as_str(), parked.conversation.as_str());
+        let (order, body) = (parked.last_seq.0, parked.body.clone());
+        self.write(move |inner| write::cache(inner, key, order, &body))
+            .await
     }
 }

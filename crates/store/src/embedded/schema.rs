@@ -36,6 +36,9 @@ pub mod tables {
     pub const MANIFEST: &str = "manifest";
     /// (tenant, day, conversation) → empty.
     pub const MANIFEST_BY_DAY: &str = "manifest_by_day";
+    /// ("partition", topic, partition) or ("conversation", tenant, conversation) → the
+    /// writer's cache entry: version byte, its order (offset or seq, 8 bytes), its body.
+    pub const WRITER_CACHE: &str = "writer_cache";
 }
 
 const SEP: u8 = 0;
@@ -214,6 +217,18 @@ pub fn manifest_by_day(tenant: &str, day: Day, conversation: &str) -> Vec<u8> {
     let mut out = manifest_day_prefix(tenant, day);
     out.extend_from_slice(conversation.as_bytes());
     out
+}
+
+/// The writer's snapshot of a log partition.
+pub fn writer_snapshot(source: LogPartition) -> Vec<u8> {
+    let mut out = key(&[b"partition", source.topic.name().as_bytes()]);
+    out.extend_from_slice(&source.partition.to_be_bytes());
+    out
+}
+
+/// A conversation the writer parked.
+pub fn parked_conversation(tenant: &str, conversation: &str) -> Vec<u8> {
+    key(&[b"conversation", tenant.as_bytes(), conversation.as_bytes()])
 }
 
 #[cfg(test)]

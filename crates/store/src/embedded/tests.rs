@@ -40,6 +40,8 @@ suite!(
     checkpoints_only_move_forward,
     data_keys_are_created_once_and_destroyed_for_good,
     archiving_moves_a_conversation_out,
+    the_writer_cache_keeps_the_newest_entry,
+    the_same_conversation_id_in_two_tenants_is_two_conversations,
 );
 
 #[tokio::test]

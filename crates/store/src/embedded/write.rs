@@ -219,3 +219,48 @@ pub(super) fn archive(inner: &Inner, entry: &ArchiveEntry) -> Result<(), StoreEr
         .commit()
         .map_err(engine_error("archive a conversation"))
 }
+
+/// A writer's cache entry and the version that orders it: `None` when there is none.
+pub(super) fn cached(inner: &Inner, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+    let Some(value) = inner
+        .t
+        .writer_cache
+        .get(key)
+        .map_err(engine_error("read the writer's cache"))?
+    else {
+        return Ok(None);
+    };
+    match value.split_first() {
+        Some((&codec::VERSION, rest)) if rest.len() >= 8 => {
+            let (order, body) = rest.split_at(8);
+            let order = u64::from_be_bytes(order.try_into().expect("8 bytes"));
+            Ok(Some((order, body.to_vec())))
+        }
+        _ => Err(StoreError::corrupt("writer_cache", "unknown value layout")),
+    }
+}
+
+/// Stores a writer's cache entry unless a newer one is there. Not synced: it is a cache, and
+/// losing the last entries costs the writer a longer rebuild from the log.
+pub(super) fn cache(
+    inner: &Inner,
+    key: Vec<u8>,
+    order: u64,
+    body: &[u8],
+) -> Result<(), StoreError> {
+    // An entry that does not decode is replaced: the writer ignores it anyway.
+    if let Ok(Some((stored, _))) = cached(inner, &key)
+        && stored > order
+    {
+        return Ok(());
+    }
+    let mut value = Vec::with_capacity(9 + body.len());
+    value.push(codec::VERSION);
+    value.extend_from_slice(&order.to_be_bytes());
+    value.extend_from_slice(body);
+    inner
+        .t
+        .writer_cache
+        .insert(key, value)
+        .map_err(engine_error("write the writer's cache"))
+}

@@ -32,6 +32,7 @@ use crate::checkpoint::{CheckpointKey, LogPartition};
 use crate::conversation::{ConversationSummary, ListPage, ListQuery, QueueEntry};
 use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
 use crate::timeline::{TimelinePage, TimelineQuery};
+use crate::writer_cache::{ParkedConversation, WriterSnapshot};
 use crate::{Batch, ReadModels, StoreError};
 
 /// Where and how to connect.
@@ -300,5 +301,28 @@ impl ReadModels for ScyllaStore {
         day: Day,
     ) -> Result<Vec<ArchiveEntry>, StoreError> {
         read::archive_manifest(&self.inner, tenant, day).await
+    }
+
+    async fn writer_snapshot(
+        &self,
+        source: LogPartition,
+    ) -> Result<Option<WriterSnapshot>, StoreError> {
+        read::writer_snapshot(&self.inner, source).await
+    }
+
+    async fn put_writer_snapshot(&self, snapshot: &WriterSnapshot) -> Result<(), StoreError> {
+        write::put_writer_snapshot(&self.inner, snapshot).await
+    }
+
+    async fn parked_conversation(
+        &self,
+        tenant: &TenantId,
+        conversation: &ConversationId,
+    ) -> Result<Option<ParkedConversation>, StoreError> {
+        read::parked_conversation(&self.inner, tenant, conversation).await
+    }
+
+    async fn park_conversation(&self, parked: &ParkedConversation) -> Result<(), StoreError> {
+        write::park_conversation(&self.inner, parked).await
     }
 }

@@ -19,6 +19,7 @@ use crate::codec;
 use crate::conversation::{ConversationList, ConversationSummary, ListPage, ListQuery, QueueEntry};
 use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
 use crate::timeline::{TimelinePage, TimelineQuery};
+use crate::writer_cache::{ParkedConversation, WriterSnapshot};
 use crate::{StoreError, report};
 
 /// Runs a select page by page, handing each row to `take` until it says stop.
@@ -372,4 +373,38 @@ pub(super) async fn archive_manifest(
     rows.iter()
         .map(|(bytes,)| codec::decode("archive_manifest_by_day", bytes))
         .collect()
+}
+
+pub(super) async fn writer_snapshot(
+    inner: &Inner,
+    source: LogPartition,
+) -> Result<Option<WriterSnapshot>, StoreError> {
+    let values = (source.topic.name(), source.partition as i32);
+    let rows: Vec<(i64, Vec<u8>)> = select_all(inner, cql::SELECT_WRITER_SNAPSHOT, values).await?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(|(next_offset, body)| WriterSnapshot {
+            source,
+            next_offset: next_offset as u64,
+            body,
+        }))
+}
+
+pub(super) async fn parked_conversation(
+    inner: &Inner,
+    tenant: &TenantId,
+    conversation: &ConversationId,
+) -> Result<Option<ParkedConversation>, StoreError> {
+    let values = (tenant.as_str(), conversation.as_str());
+    let rows: Vec<(i64, Vec<u8>)> = select_all(inner, cql::SELECT_PARKED, values).await?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(|(last_seq, body)| ParkedConversation {
+            tenant: tenant.clone(),
+            conversation: conversation.clone(),
+            last_seq: switchboard_events::Seq(last_seq as u64),
+            body,
+        }))
 }

@@ -211,6 +211,10 @@ pub const TABLES: &[&str] = &[
      entry blob, PRIMARY KEY ((tenant, conversation)))",
     "CREATE TABLE IF NOT EXISTS {ks}.archive_manifest_by_day (tenant text, day int, \
      conversation text, entry blob, PRIMARY KEY ((tenant, day), conversation))",
+    "CREATE TABLE IF NOT EXISTS {ks}.writer_snapshots (topic text, log_partition int, \
+     next_offset bigint, body blob, PRIMARY KEY ((topic, log_partition)))",
+    "CREATE TABLE IF NOT EXISTS {ks}.parked_conversations (tenant text, conversation text, \
+     last_seq bigint, body blob, PRIMARY KEY ((tenant, conversation)))",
 ];
 
 /// The statements the backend prepares.
@@ -299,6 +303,17 @@ pub mod cql {
         WHERE tenant = ? AND conversation = ?";
     pub const SELECT_MANIFEST_DAY: &str = "SELECT entry FROM {ks}.archive_manifest_by_day \
         WHERE tenant = ? AND day = ?";
+
+    /// Written at the snapshot's `next_offset`: the one further on wins.
+    pub const UPSERT_WRITER_SNAPSHOT: &str = "INSERT INTO {ks}.writer_snapshots (topic, \
+        log_partition, next_offset, body) VALUES (?, ?, ?, ?)";
+    pub const SELECT_WRITER_SNAPSHOT: &str = "SELECT next_offset, body FROM \
+        {ks}.writer_snapshots WHERE topic = ? AND log_partition = ?";
+    /// Written at the conversation's `last_seq`: the later state wins.
+    pub const UPSERT_PARKED: &str = "INSERT INTO {ks}.parked_conversations (tenant, \
+        conversation, last_seq, body) VALUES (?, ?, ?, ?)";
+    pub const SELECT_PARKED: &str = "SELECT last_seq, body FROM {ks}.parked_conversations \
+        WHERE tenant = ? AND conversation = ?";
 }
 
 /// Every DML statement, for preparing and for the parse test.
@@ -338,6 +353,10 @@ pub const STATEMENTS: &[&str] = &[
     cql::UPSERT_MANIFEST_DAY,
     cql::SELECT_MANIFEST,
     cql::SELECT_MANIFEST_DAY,
+    cql::UPSERT_WRITER_SNAPSHOT,
+    cql::SELECT_WRITER_SNAPSHOT,
+    cql::UPSERT_PARKED,
+    cql::SELECT_PARKED,
 ];
 
 /// Whether a statement is a lightweight transaction (not idempotent, serial consistency).

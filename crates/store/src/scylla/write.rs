@@ -18,6 +18,7 @@ use super::{Inner, driver_error};
 use crate::archive::ArchiveEntry;
 use crate::codec;
 use crate::conversation::{ConversationSummary, Placement};
+use crate::writer_cache::{ParkedConversation, WriterSnapshot};
 use crate::{Batch, StoreError};
 
 type Write<'a> = BoxFuture<'a, Result<(), StoreError>>;
@@ -320,4 +321,32 @@ pub(super) async fn destroy_data_key(
         Timestamp::now().as_micros(),
     );
     write(inner, cql::ERASE_DATA_KEY, ERASED_TS, values).await
+}
+
+pub(super) async fn put_writer_snapshot(
+    inner: &Inner,
+    snapshot: &WriterSnapshot,
+) -> Result<(), StoreError> {
+    let values = (
+        snapshot.source.topic.name(),
+        snapshot.source.partition as i32,
+        snapshot.next_offset as i64,
+        snapshot.body.as_slice(),
+    );
+    let ts = version_ts(snapshot.next_offset);
+    write(inner, cql::UPSERT_WRITER_SNAPSHOT, ts, values).await
+}
+
+pub(super) async fn park_conversation(
+    inner: &Inner,
+    parked: &ParkedConversation,
+) -> Result<(), StoreError> {
+    let values = (
+        parked.tenant.as_str(),
+        parked.conversation.as_str(),
+        parked.last_seq.0 as i64,
+        parked.body.as_slice(),
+    );
+    let ts = version_ts(parked.last_seq.0);
+    write(inner, cql::UPSERT_PARKED, ts, values).await
 }

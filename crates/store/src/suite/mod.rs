@@ -5,6 +5,7 @@
 
 mod bookkeeping;
 mod views;
+mod writer_cache;
 
 use switchboard_events::agent::AgentStatus;
 use switchboard_events::chain::{Verdict, Verifier};
@@ -26,6 +27,7 @@ use crate::{Batch, ReadModels, StoreError};
 
 pub use bookkeeping::*;
 pub use views::*;
+pub use writer_cache::*;
 
 pub async fn apply(store: &dyn ReadModels, batch: &Batch) {
     store.apply(batch).await.expect("batch applies");

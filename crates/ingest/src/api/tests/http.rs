@@ -88,7 +88,7 @@ pub(super) async fn post_json(
     post(addr, path, token, body.to_string().as_bytes()).await
 }
 
-fn message() -> Value {
+pub(super) fn message() -> Value {
     json!({"type": "post_message", "client_msg_id": "c-1", "body": "hello"})
 }
 

@@ -5,6 +5,7 @@ mod admission;
 mod client;
 mod grpc;
 mod http;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Ack, Api, CommandHandler, ServeError, ServiceToken, StaticTokens, serve};
+use super::{
+    Ack, Api, Authenticator, CommandHandler, ServeError, ServiceToken, StaticTokens, serve,
+};
 use crate::command::{AgentCommand, ConversationCommand};
 use crate::error::CommandError;
 
@@ -206,12 +209,16 @@ impl Harness {
     }
 
     async fn start_with_limit(max_body_bytes: usize) -> Self {
+        Self::start_with(tokens(), max_body_bytes).await
+    }
+
+    /// Both servers with `auth` as the authenticator.
+    async fn start_with<A: Authenticator>(auth: A, max_body_bytes: usize) -> Self {
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
         let fake = Arc::new(Fake::default());
-        let api =
-            Api::new(Arc::clone(&fake), Arc::new(tokens())).with_max_body_bytes(max_body_bytes);
+        let api = Api::new(Arc::clone(&fake), Arc::new(auth)).with_max_body_bytes(max_body_bytes);
         let (stop, stopped) = oneshot::channel();
         let server = tokio::spawn(serve(api, grpc, http, async {
             let _ = stopped.await;

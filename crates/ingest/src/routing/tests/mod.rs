@@ -5,6 +5,7 @@
 mod admission;
 mod driver;
 mod end_to_end;
+mod forgetting;
 mod policy;
 mod replay;
 mod rules;

@@ -21,9 +21,16 @@ use super::keys::{DataKeys, InMemoryKeys};
 use super::*;
 use crate::command::{OpenConversation, PostMessage};
 
+mod state;
+mod tenancy;
+
 fn customer() -> Principal {
+    customer_of("acme")
+}
+
+fn customer_of(tenant: &str) -> Principal {
     Principal::new(
-        TenantId::new("acme").unwrap(),
+        TenantId::new(tenant).unwrap(),
         Role::Customer,
         PrincipalId::new("cust-1").unwrap(),
     )
@@ -282,6 +289,18 @@ async fn erasure_destroys_the_key_only_after_the_event_is_durable() {
 struct FlakyLog {
     inner: Arc<EmbeddedLog>,
     fail_after_write: AtomicBool,
+    /// The offset every read started at.
+    reads_from: std::sync::Mutex<Vec<u64>>,
+}
+
+impl FlakyLog {
+    fn new(inner: Arc<EmbeddedLog>) -> Self {
+        Self {
+            inner,
+            fail_after_write: AtomicBool::new(false),
+            reads_from: std::sync::Mutex::new(Vec::new()),
+        }
+    }
 }
 
 #[async_trait]
@@ -323,6 +342,7 @@ impl EventLog for FlakyLog {
         from: u64,
         max: usize,
     ) -> switchboard_log::Result<Vec<Record>> {
+        self.reads_from.lock().unwrap().push(from);
         self.inner.read(topic, partition, from, max).await
     }
     async fn tail(
@@ -346,10 +366,7 @@ impl EventLog for FlakyLog {
 #[tokio::test]
 async fn a_failed_append_that_was_written_anyway_is_folded_in_not_repeated() {
     let dir = tempfile::tempdir().unwrap();
-    let flaky = Arc::new(FlakyLog {
-        inner: embedded(dir.path()),
-        fail_after_write: AtomicBool::new(false),
-    });
+    let flaky = Arc::new(FlakyLog::new(embedded(dir.path())));
     let writer = start(flaky.clone(), Arc::new(InMemoryKeys::default())).await;
     let opened = writer
         .conversation(customer(), None, open(), correlation())

@@ -1,0 +1,228 @@
+//! The writer's state is bounded and snapshotted (`state.md`): evicted conversations come
+//! back with their idempotency, a restart folds only the tail after a snapshot, and a
+//! snapshot or parked state the log does not prove is ignored.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+
+use super::*;
+use crate::writer::cache::{MemoryCache, StateCache};
+use crate::writer::keys::BoxFuture;
+use crate::writer::snapshot::VERSION;
+
+/// Keys in memory and a cache that counts what the writer does with it.
+#[derive(Debug, Default)]
+struct Counted {
+    keys: InMemoryKeys,
+    cache: MemoryCache,
+    parks: AtomicUsize,
+    snapshots_written: AtomicUsize,
+    /// Replaces every snapshot read, when set.
+    forged_snapshot: Mutex<Option<Vec<u8>>>,
+}
+
+impl DataKeys for Counted {
+    fn key<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<Option<switchboard_events::personal::DataKey>, CommandError>> {
+        self.keys.key(tenant, customer)
+    }
+
+    fn destroy<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        customer: &'a CustomerId,
+    ) -> BoxFuture<'a, Result<(), CommandError>> {
+        self.keys.destroy(tenant, customer)
+    }
+
+    fn state_cache(&self) -> Option<&dyn StateCache> {
+        Some(self)
+    }
+}
+
+impl StateCache for Counted {
+    fn snapshot(&self, partition: u32) -> BoxFuture<'_, Result<Option<Vec<u8>>, CommandError>> {
+        if let Some(forged) = self.forged_snapshot.lock().unwrap().clone() {
+            return Box::pin(async move { Ok(Some(forged)) });
+        }
+        self.cache.snapshot(partition)
+    }
+
+    fn put_snapshot(
+        &self,
+        partition: u32,
+        next_offset: u64,
+        body: Vec<u8>,
+    ) -> BoxFuture<'_, Result<(), CommandError>> {
+        self.snapshots_written.fetch_add(1, Ordering::SeqCst);
+        self.cache.put_snapshot(partition, next_offset, body)
+    }
+
+    fn parked<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        conversation: &'a ConversationId,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, CommandError>> {
+        self.cache.parked(tenant, conversation)
+    }
+
+    fn park<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        conversation: &'a ConversationId,
+        last_seq: u64,
+        body: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), CommandError>> {
+        self.parks.fetch_add(1, Ordering::SeqCst);
+        self.cache.park(tenant, conversation, last_seq, body)
+    }
+}
+
+/// One conversation partition, so that every conversation shares the bound.
+async fn start_bounded(
+    log: Arc<dyn EventLog>,
+    keys: Arc<dyn DataKeys>,
+    max_conversations: usize,
+    snapshot_every: u64,
+) -> Writer {
+    let config = WriterConfig {
+        conversation_partitions: 1,
+        agent_partitions: 1,
+        state: StateConfig {
+            max_conversations,
+            snapshot_every,
+        },
+        ..WriterConfig::default()
+    };
+    Writer::start(log, keys, config).await.unwrap()
+}
+
+async fn send(
+    writer: &Writer,
+    conversation: &str,
+    command: ConversationCommand,
+) -> Result<Ack, CommandError> {
+    let id = ConversationId::new(conversation).unwrap();
+    writer
+        .conversation(customer(), Some(id), command, correlation())
+        .await
+}
+
+/// Opens `n` conversations `c0..` and posts message `m1` in each.
+async fn fill(writer: &Writer, n: usize) -> Vec<Ack> {
+    let mut acks = Vec::new();
+    for i in 0..n {
+        let id = format!("c{i}");
+        send(writer, &id, open()).await.unwrap();
+        acks.push(send(writer, &id, post("m1", "hello")).await.unwrap());
+    }
+    acks
+}
+
+#[tokio::test]
+async fn an_evicted_conversation_comes_back_with_its_idempotency() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Counted::default());
+    let writer = start_bounded(embedded(dir.path()), keys.clone(), 4, 1_000).await;
+    let first = fill(&writer, 20).await;
+    assert!(keys.parks.load(Ordering::SeqCst) >= 16, "the bound holds");
+
+    // c0 was parked long ago: a retried send still answers the original message.
+    let retry = send(&writer, "c0", post("m1", "hello")).await.unwrap();
+    assert_eq!(
+        (retry.seq, retry.unchanged, retry.message_id),
+        (Seq(2), true, first[0].message_id.clone())
+    );
+    let conflict = send(&writer, "c0", post("m1", "other")).await.unwrap_err();
+    assert_eq!(conflict.code(), "idempotency_conflict");
+    let next = send(&writer, "c0", post("m2", "more")).await.unwrap();
+    assert_eq!((next.seq, next.unchanged), (Seq(3), false));
+    let reopened = send(&writer, "c1", open()).await.unwrap();
+    assert_eq!((reopened.seq, reopened.unchanged), (Seq(1), true));
+}
+
+#[tokio::test]
+async fn a_restart_folds_only_the_tail_after_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Counted::default());
+    let log = embedded(dir.path());
+    let writer = start_bounded(log.clone(), keys.clone(), 8, 10).await;
+    let first = fill(&writer, 30).await;
+    assert!(keys.snapshots_written.load(Ordering::SeqCst) > 0);
+    let end = log
+        .offsets(Topic::Conversations.name(), 0)
+        .await
+        .unwrap()
+        .end;
+    log.shutdown();
+    drop(writer);
+    drop(log);
+
+    let flaky = Arc::new(FlakyLog::new(embedded(dir.path())));
+    let writer = start_bounded(flaky.clone(), keys.clone(), 8, 10).await;
+    let reads = flaky.reads_from.lock().unwrap().clone();
+    assert!(
+        reads.iter().all(|&from| from + 12 >= end),
+        "only the tail after a recent snapshot is read: {reads:?} of {end}"
+    );
+    for (i, sent) in first.iter().enumerate() {
+        let retry = send(&writer, &format!("c{i}"), post("m1", "hello"))
+            .await
+            .unwrap();
+        assert_eq!((retry.seq, retry.unchanged), (sent.seq, true), "c{i}");
+        assert_eq!(retry.message_id, sent.message_id);
+    }
+    let next = send(&writer, "c29", post("m2", "more")).await.unwrap();
+    assert_eq!(next.seq, Seq(3));
+}
+
+#[tokio::test]
+async fn a_snapshot_the_log_does_not_prove_is_ignored() {
+    // A cache filled against one log, then a writer on another, empty one.
+    let keys = Arc::new(Counted::default());
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let log = embedded(first_dir.path());
+    let writer = start_bounded(log.clone(), keys.clone(), 2, 4).await;
+    fill(&writer, 6).await;
+    log.shutdown();
+    drop(writer);
+    drop(log);
+
+    let writer = start_bounded(embedded(second_dir.path()), keys.clone(), 2, 4).await;
+    let opened = send(&writer, "c0", open()).await.unwrap();
+    assert_eq!(
+        (opened.seq, opened.unchanged),
+        (Seq(1), false),
+        "the parked c0 is not in this log"
+    );
+    let sent = send(&writer, "c5", post("m1", "hello")).await.unwrap_err();
+    assert_eq!(
+        sent.code(),
+        "not_found",
+        "the snapshot's c5 is not in this log"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_or_newer_snapshot_is_ignored_and_the_log_folded() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Counted::default());
+    let log = embedded(dir.path());
+    let writer = start_bounded(log.clone(), keys.clone(), 1_000, 4).await;
+    let first = fill(&writer, 5).await;
+    log.shutdown();
+    drop(writer);
+    drop(log);
+
+    for forged in [vec![VERSION + 1, 0, 0], vec![VERSION, 0xff]] {
+        *keys.forged_snapshot.lock().unwrap() = Some(forged);
+        let log = embedded(dir.path());
+        let writer = start_bounded(log.clone(), keys.clone(), 1_000, 4).await;
+        let retry = send(&writer, "c4", post("m1", "hello")).await.unwrap();
+        assert_eq!((retry.seq, retry.unchanged), (first[4].seq, true));
+        log.shutdown();
+    }
+}
