@@ -30,10 +30,9 @@ impl Backends {
             || config.store.backend == StoreBackend::Embedded
             || config.archive.location.is_none();
         if embedded_anything {
-            std::fs::create_dir_all(data)
-                .with_context(|| format!("creating the data directory {}", data.display()))?;
-            private_dir(data)?;
+            crate::secrets::private_dir(data).context("the data directory")?;
         }
+        let kek = crate::secrets::kek(config)?;
         let (log, embedded): (Arc<dyn EventLog>, _) = match config.log.backend {
             LogBackend::Embedded => {
                 let mut log_config = EmbeddedConfig::new(data.join("log"));
@@ -52,11 +51,18 @@ impl Backends {
         };
         let store: Arc<dyn ReadModels> = match config.store.backend {
             StoreBackend::Embedded => Arc::new(
-                EmbeddedStore::open(data.join("store"), EmbeddedOptions::default())
-                    .context("opening the read-model store")?,
+                EmbeddedStore::open(
+                    data.join("store"),
+                    EmbeddedOptions {
+                        kek,
+                        ..EmbeddedOptions::default()
+                    },
+                )
+                .context("opening the read-model store")?,
             ),
             StoreBackend::Scylla => {
-                let options = scylla_options(&config.store.scylla)?;
+                let mut options = scylla_options(&config.store.scylla)?;
+                options.kek = kek;
                 Arc::new(
                     ScyllaStore::connect(&options)
                         .await
@@ -84,19 +90,6 @@ impl Backends {
             log.shutdown();
         }
     }
-}
-
-/// The data directory holds secrets and customers' data: only its owner may read it.
-#[cfg(unix)]
-fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("making {} private", dir.display()))
-}
-
-#[cfg(not(unix))]
-fn private_dir(_: &std::path::Path) -> anyhow::Result<()> {
-    Ok(())
 }
 
 #[cfg(feature = "s3")]
