@@ -116,12 +116,15 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("creating {}", path.display()))
 }
 
-/// A development token for `principal`, signed with the instance's secret.
+/// A development token for `principal`, signed with the instance's secret. The instance's
+/// other secret, the KEK, is made too when it is a missing file: so the one-off `token` run
+/// of a deployment (ops/compose's `secret` service) makes every secret its roles share.
 pub fn issue_token(
     config: &Config,
     principal: &switchboard_events::principal::Principal,
     ttl_seconds: u64,
 ) -> anyhow::Result<String> {
+    kek(config)?;
     let issuer = TokenIssuer::hs256(
         &jwt_secret(config)?,
         &config.auth.issuer,
