@@ -196,3 +196,17 @@ pub fn parse_bodies(path_id: &str, body: &[u8]) -> [bool; 3] {
         .is_some();
     [open, conversation, agent]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bodies;
+
+    #[test]
+    fn the_fuzzers_entry_reads_bodies_as_the_routes_do() {
+        let open = br#"{"customer_id":"cust-1","channel":"web"}"#;
+        assert_eq!(parse_bodies("c-1", open), [true, false, false]);
+        let send = br#"{"type":"post_message","client_msg_id":"m1","body":"hi"}"#;
+        assert_eq!(parse_bodies("c-1", send), [false, true, false]);
+        assert_eq!(parse_bodies("c-1", b"\xff{"), [false, false, false]);
+    }
+}
