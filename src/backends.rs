@@ -9,6 +9,7 @@ use switchboard_log::kafka::{KafkaConfig, KafkaLog};
 use switchboard_store::ReadModels;
 use switchboard_store::cold::Archive;
 use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use switchboard_store::keywrap::KeyWrap;
 use switchboard_store::scylla::{Consistency, ScyllaOptions, ScyllaStore};
 
 use crate::config::{Config, Durability, KafkaSettings, LogBackend, ScyllaSettings, StoreBackend};
@@ -32,10 +33,9 @@ impl Backends {
             || config.store.backend == StoreBackend::Embedded
             || config.archive.location.is_none();
         if embedded_anything {
-            std::fs::create_dir_all(data)
-                .with_context(|| format!("creating the data directory {}", data.display()))?;
-            private_dir(data)?;
+            crate::secrets::private_dir(data).context("the data directory")?;
         }
+        let kek = crate::secrets::kek(config)?;
         let (log, embedded): (Arc<dyn EventLog>, _) = match config.log.backend {
             LogBackend::Embedded => {
                 let mut log_config = EmbeddedConfig::new(data.join("log"));
@@ -54,11 +54,12 @@ impl Backends {
         };
         let (store, embedded_store): (Arc<dyn ReadModels>, _) = match config.store.backend {
             StoreBackend::Embedded => {
-                let store = Arc::new(open_embedded_store(&data.join("store"))?);
+                let store = Arc::new(open_embedded_store(&data.join("store"), kek)?);
                 (store.clone(), Some(store))
             }
             StoreBackend::Scylla => {
-                let options = scylla_options(&config.store.scylla)?;
+                let mut options = scylla_options(&config.store.scylla)?;
+                options.kek = kek;
                 let store = ScyllaStore::connect(&options)
                     .await
                     .context("connecting to ScyllaDB")?;
@@ -88,22 +89,20 @@ impl Backends {
     }
 }
 
-/// The embedded read-model store in `dir`, created when missing.
-pub fn open_embedded_store(dir: &std::path::Path) -> anyhow::Result<EmbeddedStore> {
-    EmbeddedStore::open(dir, EmbeddedOptions::default()).context("opening the read-model store")
-}
-
-/// The data directory holds secrets and customers' data: only its owner may read it.
-#[cfg(unix)]
-fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("making {} private", dir.display()))
-}
-
-#[cfg(not(unix))]
-fn private_dir(_: &std::path::Path) -> anyhow::Result<()> {
-    Ok(())
+/// The embedded read-model store in `dir`, created when missing, its customers' keys wrapped
+/// by `kek`.
+pub fn open_embedded_store(
+    dir: &std::path::Path,
+    kek: Arc<dyn KeyWrap>,
+) -> anyhow::Result<EmbeddedStore> {
+    EmbeddedStore::open(
+        dir,
+        EmbeddedOptions {
+            kek,
+            ..EmbeddedOptions::default()
+        },
+    )
+    .context("opening the read-model store")
 }
 
 #[cfg(feature = "s3")]

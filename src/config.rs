@@ -132,6 +132,8 @@ pub enum StoreBackend {
 pub struct StoreConfig {
     pub backend: StoreBackend,
     pub scylla: ScyllaSettings,
+    /// The key-encryption key the customers' data keys are wrapped under.
+    pub kek: KekSettings,
 }
 
 impl Default for StoreConfig {
@@ -139,8 +141,50 @@ impl Default for StoreConfig {
         Self {
             backend: StoreBackend::Embedded,
             scylla: ScyllaSettings::default(),
+            kek: KekSettings::default(),
         }
     }
+}
+
+/// Where the key-encryption keys come from (`switchboard_store::keywrap`). The store opens
+/// only with the KEK its keys were wrapped under.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KekSettings {
+    /// The id of the current KEK, recorded with every key it wraps.
+    pub id: String,
+    /// A file holding the KEK as 64 hex digits; made (random, mode 0600) on first start when
+    /// missing. By default `data_dir/secrets/<id>.kek`; in production, a mounted secret
+    /// outside the data volume.
+    pub file: Option<PathBuf>,
+    /// The KEK itself as 64 hex digits, instead of the file: meant for the environment
+    /// (`SWITCHBOARD_STORE__KEK__KEY`). Never printed.
+    pub key: Option<String>,
+    /// KEKs the store may still hold keys under, after a rotation. At the first start with a
+    /// new `id`, every key is rewrapped under it; after that the previous KEK may go.
+    pub previous: Vec<PreviousKek>,
+}
+
+impl Default for KekSettings {
+    fn default() -> Self {
+        Self {
+            id: "kek-1".to_owned(),
+            file: None,
+            key: None,
+            previous: Vec::new(),
+        }
+    }
+}
+
+/// A previous KEK: its id, and its file or its key (either must be given).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousKek {
+    pub id: String,
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -385,6 +429,13 @@ impl Config {
         if masked.ingest.service_token.is_some() {
             masked.ingest.service_token = Some(MASK.to_owned());
         }
+        let kek = &mut masked.store.kek;
+        for key in std::iter::once(&mut kek.key).chain(kek.previous.iter_mut().map(|p| &mut p.key))
+        {
+            if key.is_some() {
+                *key = Some(MASK.to_owned());
+            }
+        }
         if masked.log.kafka.sasl_password.is_some() {
             masked.log.kafka.sasl_password = Some(MASK.to_owned());
         }
@@ -526,11 +577,14 @@ mod tests {
         let vars = env(&[
             ("SWITCHBOARD_LOG__KAFKA__SASL_PASSWORD", "hunter2"),
             ("SWITCHBOARD_INGEST__SERVICE_TOKEN", "svc-secret"),
+            ("SWITCHBOARD_STORE__KEK__KEY", "ab12cd"),
         ]);
         let config = load(None, &vars, &["log.backend=kafka".to_owned()]).unwrap();
         let printed = config.masked_toml().unwrap();
         assert!(
-            !printed.contains("hunter2") && !printed.contains("svc-secret"),
+            !printed.contains("hunter2")
+                && !printed.contains("svc-secret")
+                && !printed.contains("ab12cd"),
             "{printed}"
         );
         assert!(printed.contains(MASK), "{printed}");

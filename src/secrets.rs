@@ -1,14 +1,18 @@
-//! The instance's own secrets under the data directory: its signing keys and the optional
-//! shared HS256 secret; the one verifier every role uses; development tokens signed with them
-//! (`crates/events/src/token.md` is the design).
+//! The instance's own secrets under the data directory: its signing keys, the optional shared
+//! HS256 secret and the store's key-encryption keys, each read from its file (made on first
+//! start when it may be) or given in the configuration; the one verifier every role uses;
+//! development tokens signed with them (`crates/events/src/token.md` is the design). Secret
+//! files are 0600, their directories and the data directory 0700.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use switchboard_events::token::{
     IssuerKeys, Tenants, TokenIssuer, TokenVerifier, now_seconds, parse_jwks,
 };
 use switchboard_ingest::api::KeyDir;
+use switchboard_store::keywrap::{KeyWrap, LocalKek};
 
 use crate::config::Config;
 
@@ -56,18 +60,81 @@ fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
         .jwt_secret_file
         .clone()
         .context("auth.jwt_secret_file is not set")?;
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return Ok(text.trim().as_bytes().to_vec());
+    Ok(read_or_create(&path)?.into_bytes())
+}
+
+/// The KEK ring of the store: the current KEK (from `store.kek.key`, or its file, made on
+/// first start) and every previous one (which must exist).
+pub fn kek(config: &Config) -> anyhow::Result<Arc<dyn KeyWrap>> {
+    let settings = &config.store.kek;
+    let default_file = |id: &str| config.data_dir.join("secrets").join(format!("{id}.kek"));
+    let current = match &settings.key {
+        Some(hex) => hex.clone(),
+        None => read_or_create(
+            &settings
+                .file
+                .clone()
+                .unwrap_or_else(|| default_file(&settings.id)),
+        )?,
+    };
+    let material = |id: &str, hex: &str| {
+        LocalKek::parse_hex(hex).with_context(|| format!("key-encryption key {id:?}"))
+    };
+    let mut ring = LocalKek::new(&settings.id, material(&settings.id, &current)?)?;
+    for previous in &settings.previous {
+        let hex = match (&previous.key, &previous.file) {
+            (Some(hex), _) => hex.clone(),
+            (None, file) => {
+                let path: PathBuf = file.clone().unwrap_or_else(|| default_file(&previous.id));
+                std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "reading the previous key-encryption key {:?} from {}",
+                        previous.id,
+                        path.display()
+                    )
+                })?
+            }
+        };
+        ring = ring.with_previous(&previous.id, material(&previous.id, &hex)?)?;
+    }
+    Ok(Arc::new(ring))
+}
+
+/// The secret in `path` (trimmed), or 32 random bytes in hex written there, mode 0600, in a
+/// private directory.
+fn read_or_create(path: &Path) -> anyhow::Result<String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(text.trim().to_owned());
     }
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for the token secret: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a secret: {e}"))?;
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        private_dir(dir)?;
     }
-    write_private(&path, &secret)?;
-    Ok(secret.into_bytes())
+    write_private(path, &secret)?;
+    Ok(secret)
+}
+
+/// Creates `dir` (and its parents) if missing and makes it readable by its owner only: the
+/// data directory holds secrets and customers' data.
+#[cfg(unix)]
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private", dir.display()))
+}
+
+#[cfg(not(unix))]
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 #[cfg(unix)]
@@ -81,6 +148,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(text.as_bytes())?;
+    file.sync_all()?;
     Ok(())
 }
 
@@ -90,12 +158,15 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// A development token for `principal`, signed with the shared secret when one is
-/// configured, else with the instance's active key.
+/// configured, else with the instance's active key. The instance's other secret, the KEK, is
+/// made too when it is a missing file: so the one-off `token` run of a deployment (ops/compose's
+/// `secret` service) makes every secret its roles share.
 pub fn issue_token(
     config: &Config,
     principal: &switchboard_events::principal::Principal,
     ttl_seconds: u64,
 ) -> anyhow::Result<String> {
+    kek(config)?;
     let auth = &config.auth;
     let issuer = if auth.jwt_secret_file.is_some() {
         TokenIssuer::hs256(&jwt_secret(config)?, &auth.issuer, &auth.audience)
@@ -103,4 +174,74 @@ pub fn issue_token(
         TokenIssuer::new(&instance_keys(config)?, &auth.issuer, &auth.audience)
     };
     Ok(issuer.issue(principal, now_seconds() + ttl_seconds)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PreviousKek;
+
+    fn config(dir: &Path) -> Config {
+        Config {
+            data_dir: dir.join("data"),
+            ..Config::default()
+        }
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_kek_file_is_made_private_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let first = kek(&config).unwrap();
+        let file = config.data_dir.join("secrets").join("kek-1.kek");
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&file), 0o600);
+            assert_eq!(mode(&config.data_dir.join("secrets")), 0o700);
+        }
+        let wrapped = first.wrap(
+            &switchboard_events::personal::DataKey::generate().unwrap(),
+            b"c",
+        );
+        let again = kek(&config).unwrap();
+        assert!(again.unwrap(&wrapped.unwrap(), b"c").is_ok(), "same key");
+    }
+
+    #[test]
+    fn a_kek_from_the_configuration_wins_and_previous_ones_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        config.store.kek.key = Some("11".repeat(32));
+        let ring = kek(&config).unwrap();
+        assert_eq!(ring.current_id(), "kek-1");
+        assert!(!config.data_dir.join("secrets").exists(), "no file made");
+
+        config.store.kek.previous.push(PreviousKek {
+            id: "kek-0".to_owned(),
+            file: None,
+            key: None,
+        });
+        let error = format!("{:#}", kek(&config).unwrap_err());
+        assert!(error.contains("kek-0"), "{error}");
+        config.store.kek.previous[0].key = Some("not hex".to_owned());
+        let error = format!("{:#}", kek(&config).unwrap_err());
+        assert!(error.contains("64 hex digits"), "{error}");
+        config.store.kek.previous[0].key = Some("22".repeat(32));
+        assert!(kek(&config).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a").join("data");
+        private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+    }
 }

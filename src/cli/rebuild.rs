@@ -53,7 +53,7 @@ async fn rebuild_into(backends: &Backends, dir: &Path, force: bool) -> Result<Ex
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Failure::io(anyhow::anyhow!("creating {}: {e}", dir.display())))?;
-    let store = Arc::new(open_embedded_store(&target).map_err(Failure::io)?);
+    let store = Arc::new(open_embedded_store(&target, fresh_kek()).map_err(Failure::io)?);
     let took = project(backends.log.as_ref(), store.clone(), "rebuild").await?;
     let rebuilt = digest(&store)?;
     print_digest(&rebuilt)?;
@@ -163,4 +163,10 @@ pub async fn archive(args: &ConfigArgs) -> Result<Exit, Failure> {
     } else {
         Exit::CheckFailed
     })
+}
+
+/// A throwaway key-encryption key: a rebuilt store holds no customer's data key (those are not
+/// in the log), so nothing is ever wrapped under it.
+fn fresh_kek() -> Arc<dyn switchboard_store::keywrap::KeyWrap> {
+    switchboard_store::embedded::EmbeddedOptions::default().kek
 }

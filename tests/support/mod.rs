@@ -183,6 +183,24 @@ pub fn try_request(
     token: Option<&str>,
     body: &str,
 ) -> Option<(u16, Value)> {
+    let (status, body) = try_request_text(address, method, path, token, body)?;
+    // Bodies may come chunked; the JSON value is between the first '{' or '[' and the last.
+    let start = body.find(['{', '[']).unwrap_or(0);
+    let end = body.rfind(['}', ']']).map_or(body.len(), |e| e + 1);
+    Some((
+        status,
+        serde_json::from_str(&body[start..end]).unwrap_or(Value::Null),
+    ))
+}
+
+/// A request whose body is returned as it came (NDJSON, Avro, chunked): status and body.
+pub fn try_request_text(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(address).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -196,17 +214,12 @@ pub fn try_request(
         body.len()
     )
     .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let response = String::from_utf8_lossy(&response);
     let status = response.get(9..12)?.parse().ok()?;
     let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // Bodies may come chunked; the JSON value is between the first '{' or '[' and the last.
-    let start = body.find(['{', '[']).unwrap_or(0);
-    let end = body.rfind(['}', ']']).map_or(body.len(), |e| e + 1);
-    Some((
-        status,
-        serde_json::from_str(&body[start..end]).unwrap_or(Value::Null),
-    ))
+    Some((status, body.to_owned()))
 }
 
 /// A GET answered with its status and raw body bytes (chunked bodies reassembled).

@@ -40,6 +40,9 @@ pub enum StoreError {
     #[error("corrupt row in {table}: {reason}")]
     Corrupt { table: &'static str, reason: String },
 
+    #[error(transparent)]
+    Kek(#[from] crate::keywrap::KeyWrapError),
+
     #[error("row in {table} has format version {version}, this build reads up to {newest}")]
     UnknownVersion {
         table: &'static str,
@@ -54,6 +57,9 @@ impl StoreError {
             Self::InvalidRequest { .. } | Self::KeyErased { .. } => ErrorDomain::User,
             Self::Backend { .. } | Self::Timeout { .. } => ErrorDomain::External,
             Self::Corrupt { .. } | Self::UnknownVersion { .. } => ErrorDomain::Internal,
+            // A wrong or missing KEK is the operator's to fix; a KMS that fails is external.
+            Self::Kek(crate::keywrap::KeyWrapError::Service(_)) => ErrorDomain::External,
+            Self::Kek(_) => ErrorDomain::Internal,
         }
     }
 

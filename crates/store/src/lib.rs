@@ -19,6 +19,7 @@ pub mod cold;
 pub mod conversation;
 pub mod embedded;
 pub mod error;
+pub mod keywrap;
 mod port;
 pub mod report;
 pub mod scylla;

@@ -9,6 +9,7 @@
 //! newest version), so they hold a lock, and run on tokio's blocking pool. Reads take no lock
 //! and run inline: a page is tens of microseconds from the block cache.
 
+mod keys;
 mod read;
 mod schema;
 #[cfg(test)]
@@ -28,6 +29,7 @@ use crate::agent::AgentState;
 use crate::archive::{ArchiveEntry, ResolvedRef};
 use crate::checkpoint::{CheckpointKey, LogPartition};
 use crate::conversation::{ConversationSummary, ListPage, ListQuery, QueueEntry};
+use crate::keywrap::{KeyWrap, LocalKek};
 use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
 use crate::timeline::{TimelinePage, TimelineQuery};
 use crate::writer_cache::{ParkedConversation, WriterSnapshot};
@@ -51,6 +53,10 @@ pub struct EmbeddedOptions {
     /// them and the projector replays them from the log, which is the durable record. Data
     /// keys and the archive manifest are always synced.
     pub sync_batches: bool,
+    /// The key-encryption key the customers' data keys are wrapped under. The default is
+    /// [`LocalKek::ephemeral`], which lives only as long as the process: the binary always
+    /// sets the configured one.
+    pub kek: Arc<dyn KeyWrap>,
 }
 
 impl Default for EmbeddedOptions {
@@ -58,6 +64,7 @@ impl Default for EmbeddedOptions {
         Self {
             cache_bytes: 64 * 1024 * 1024,
             sync_batches: false,
+            kek: LocalKek::ephemeral(),
         }
     }
 }
@@ -74,6 +81,7 @@ struct Inner {
     t: Tables,
     batch_durability: Option<PersistMode>,
     writer: Mutex<()>,
+    kek: Arc<dyn KeyWrap>,
 }
 
 /// One fjall partition per table of [`schema::tables`].
@@ -87,9 +95,29 @@ struct Tables {
     reports: PartitionHandle,
     checkpoints: PartitionHandle,
     data_keys: PartitionHandle,
+    keks: PartitionHandle,
     manifest: PartitionHandle,
     manifest_by_day: PartitionHandle,
     writer_cache: PartitionHandle,
+}
+
+impl Tables {
+    fn all(&self) -> [&PartitionHandle; 12] {
+        [
+            &self.timeline,
+            &self.conversations,
+            &self.lists,
+            &self.queue,
+            &self.resolved,
+            &self.agents,
+            &self.reports,
+            &self.checkpoints,
+            &self.data_keys,
+            &self.keks,
+            &self.manifest,
+            &self.manifest_by_day,
+        ]
+    }
 }
 
 impl fmt::Debug for EmbeddedStore {
@@ -109,7 +137,8 @@ pub(crate) fn engine_error(operation: &'static str) -> impl Fn(fjall::Error) -> 
 }
 
 impl EmbeddedStore {
-    /// Opens the store in `dir`, creating it when empty.
+    /// Opens the store in `dir`, creating it when empty. Refuses a KEK that is not the one
+    /// the store's data keys were wrapped under ([`crate::keywrap`]).
     pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
         let keyspace = Config::new(dir.as_ref())
             .cache_size(options.cache_bytes)
@@ -132,23 +161,25 @@ impl EmbeddedStore {
             reports: open(tables::REPORTS)?,
             checkpoints: open(tables::CHECKPOINTS)?,
             data_keys: open(tables::DATA_KEYS)?,
+            keks: open(tables::KEKS)?,
             manifest: open(tables::MANIFEST)?,
             manifest_by_day: open(tables::MANIFEST_BY_DAY)?,
             writer_cache: open(tables::WRITER_CACHE)?,
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                dir: dir.as_ref().to_owned(),
-                keyspace,
-                t,
-                batch_durability: Some(if options.sync_batches {
-                    PersistMode::SyncAll
-                } else {
-                    PersistMode::Buffer
-                }),
-                writer: Mutex::new(()),
+        let inner = Arc::new(Inner {
+            dir: dir.as_ref().to_owned(),
+            keyspace,
+            t,
+            batch_durability: Some(if options.sync_batches {
+                PersistMode::SyncAll
+            } else {
+                PersistMode::Buffer
             }),
-        })
+            writer: Mutex::new(()),
+            kek: options.kek,
+        });
+        keys::open(&inner)?;
+        Ok(Self { inner })
     }
 
     /// A SHA-256 over every row of the read models that are folded from the log (timelines,
@@ -270,7 +301,7 @@ impl ReadModels for EmbeddedStore {
         customer: &CustomerId,
     ) -> Result<DataKey, StoreError> {
         let (tenant, customer) = (tenant.clone(), customer.clone());
-        self.write(move |inner| write::create_data_key(inner, &tenant, &customer))
+        self.write(move |inner| keys::create_data_key(inner, &tenant, &customer))
             .await
     }
 
@@ -280,7 +311,7 @@ impl ReadModels for EmbeddedStore {
         customer: &CustomerId,
     ) -> Result<(), StoreError> {
         let (tenant, customer) = (tenant.clone(), customer.clone());
-        self.write(move |inner| write::destroy_data_key(inner, &tenant, &customer))
+        self.write(move |inner| keys::destroy_data_key(inner, &tenant, &customer))
             .await
     }
 

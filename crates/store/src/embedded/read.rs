@@ -6,8 +6,9 @@ use switchboard_events::Timestamp;
 use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
 use switchboard_events::personal::DataKey;
 
+use super::keys::decode_data_key;
 use super::schema::tables;
-use super::write::{PartialValue, decode_data_key};
+use super::write::PartialValue;
 use super::{Inner, engine_error, schema};
 use crate::agent::{AgentRecord, AgentState};
 use crate::archive::{ArchiveEntry, ResolvedRef};
@@ -266,7 +267,7 @@ pub(super) fn data_key(
         .get(key)
         .map_err(engine_error("read a data key"))?
     {
-        Some(value) => decode_data_key(&value),
+        Some(value) => decode_data_key(inner, tenant, customer, &value),
         None => Ok(None),
     }
 }

@@ -32,6 +32,8 @@ pub mod tables {
     pub const CHECKPOINTS: &str = "checkpoints";
     /// (tenant, customer) → data key state.
     pub const DATA_KEYS: &str = "data_keys";
+    /// KEK id → a check value wrapped under that KEK (`keywrap`).
+    pub const KEKS: &str = "keks";
     /// (tenant, conversation) → archive entry.
     pub const MANIFEST: &str = "manifest";
     /// (tenant, day, conversation) → empty.

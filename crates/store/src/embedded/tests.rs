@@ -188,3 +188,189 @@ fn a_crash_between_rows_and_checkpoint_replays_to_the_same_state() {
         ))
     });
 }
+
+mod keys_at_rest {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use switchboard_events::id::{CustomerId, TenantId};
+    use switchboard_events::personal::KeyProvider;
+
+    use super::super::{EmbeddedOptions, EmbeddedStore, schema};
+    use crate::ReadModels;
+    use crate::keywrap::{KeyWrap, LocalKek};
+
+    fn kek(id: &str, byte: u8) -> Arc<dyn KeyWrap> {
+        Arc::new(LocalKek::new(id, [byte; 32]).unwrap())
+    }
+
+    fn open_with(dir: &Path, kek: Arc<dyn KeyWrap>) -> Result<EmbeddedStore, crate::StoreError> {
+        EmbeddedStore::open(
+            dir,
+            EmbeddedOptions {
+                kek,
+                ..EmbeddedOptions::default()
+            },
+        )
+    }
+
+    /// The files under `dir` that hold `needle` anywhere.
+    fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(bytes) = std::fs::read(&path) {
+                    // Journals are preallocated with zeros: scan only up to their written end.
+                    let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                    let written = &bytes[..(end + needle.len()).min(bytes.len())];
+                    if written.windows(needle.len()).any(|w| w == needle) {
+                        found.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn customer(n: usize) -> CustomerId {
+        CustomerId::new(format!("cust-{n}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn data_keys_are_never_in_the_files_in_clear_and_an_erased_one_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        let store = open_with(dir.path(), kek("kek-1", 1)).unwrap();
+        let mut keys = Vec::new();
+        for n in 0..20 {
+            keys.push(store.create_data_key(&tenant, &customer(n)).await.unwrap());
+        }
+        let erased = customer(3);
+        let wrapped = store
+            .inner
+            .t
+            .data_keys
+            .get(schema::data_key(tenant.as_str(), erased.as_str()))
+            .unwrap()
+            .unwrap()
+            .to_vec();
+        // Flushed to table files as well as in the journal: every place a key could be.
+        for table in store.inner.t.all() {
+            table.rotate_memtable_and_wait().unwrap();
+        }
+        for key in &keys {
+            assert_eq!(
+                files_holding(dir.path(), key.as_bytes()),
+                Vec::<String>::new()
+            );
+        }
+        let wrapped_tail = &wrapped[wrapped.len() - 48..];
+        assert!(
+            !files_holding(dir.path(), wrapped_tail).is_empty(),
+            "the grep finds the wrapped key while it lives"
+        );
+
+        store.destroy_data_key(&tenant, &erased).await.unwrap();
+        assert_eq!(store.data_key(&tenant, &erased).unwrap(), None);
+        assert_eq!(
+            files_holding(dir.path(), wrapped_tail),
+            Vec::<String>::new(),
+            "the erased key's wrapped form is gone from every file"
+        );
+        assert_eq!(
+            files_holding(dir.path(), keys[3].as_bytes()),
+            Vec::<String>::new()
+        );
+        // The others still open, after a reopen too.
+        drop(store);
+        let store = open_with(dir.path(), kek("kek-1", 1)).unwrap();
+        assert_eq!(
+            store.data_key(&tenant, &customer(4)).unwrap(),
+            Some(keys[4].clone())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_opened_with_the_wrong_or_a_missing_kek_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        let store = open_with(dir.path(), kek("kek-1", 1)).unwrap();
+        store.create_data_key(&tenant, &customer(1)).await.unwrap();
+        drop(store);
+
+        let error = open_with(dir.path(), kek("kek-1", 2))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "key-encryption key \"kek-1\" does not open what this store wrapped under that id: it is the wrong key"
+        );
+        let error = open_with(dir.path(), kek("kek-2", 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("\"kek-1\", which is not configured"),
+            "{error}"
+        );
+        // The refusals changed nothing: the right KEK still opens it.
+        assert!(open_with(dir.path(), kek("kek-1", 1)).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_rotation_rewraps_every_key_so_the_old_kek_can_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        let store = open_with(dir.path(), kek("kek-1", 1)).unwrap();
+        let key = store.create_data_key(&tenant, &customer(1)).await.unwrap();
+        store.create_data_key(&tenant, &customer(2)).await.unwrap();
+        store.destroy_data_key(&tenant, &customer(2)).await.unwrap();
+        drop(store);
+
+        let rotated: Arc<dyn KeyWrap> = Arc::new(
+            LocalKek::new("kek-2", [2; 32])
+                .unwrap()
+                .with_previous("kek-1", [1; 32])
+                .unwrap(),
+        );
+        let store = open_with(dir.path(), rotated).unwrap();
+        assert_eq!(
+            store.data_key(&tenant, &customer(1)).unwrap(),
+            Some(key.clone())
+        );
+        drop(store);
+
+        let store = open_with(dir.path(), kek("kek-2", 2)).unwrap();
+        assert_eq!(store.data_key(&tenant, &customer(1)).unwrap(), Some(key));
+        assert_eq!(store.data_key(&tenant, &customer(2)).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn keys_stored_in_clear_by_an_older_build_are_wrapped_at_the_first_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        let clear = [0x42u8; 32];
+        {
+            let store = open_with(dir.path(), kek("kek-1", 1)).unwrap();
+            // What an older build wrote: `[version][live][key]`, and no check value.
+            let mut row = vec![crate::codec::VERSION, 1];
+            row.extend_from_slice(&clear);
+            let t = &store.inner.t;
+            t.data_keys
+                .insert(schema::data_key(tenant.as_str(), customer(1).as_str()), row)
+                .unwrap();
+            t.keks.remove("kek-1").unwrap();
+            for table in t.all() {
+                table.rotate_memtable_and_wait().unwrap();
+            }
+            assert!(!files_holding(dir.path(), &clear).is_empty());
+        }
+        let store = open_with(dir.path(), kek("kek-1", 1)).unwrap();
+        let key = store.data_key(&tenant, &customer(1)).unwrap().unwrap();
+        assert_eq!(key.as_bytes(), &clear);
+        assert_eq!(files_holding(dir.path(), &clear), Vec::<String>::new());
+    }
+}

@@ -5,8 +5,6 @@ use std::collections::HashSet;
 
 use fjall::PersistMode;
 use switchboard_events::Seq;
-use switchboard_events::id::{CustomerId, TenantId};
-use switchboard_events::personal::DataKey;
 
 use super::{Inner, engine_error, read, schema};
 use crate::archive::ArchiveEntry;
@@ -106,77 +104,6 @@ fn placement<'a>(
             schema::resolved_entry(*day, tenant, conversation),
         ),
     }
-}
-
-const KEY_LIVE: u8 = 1;
-const KEY_ERASED: u8 = 2;
-
-/// `[version][live|erased][32 key bytes when live]`.
-pub(super) fn decode_data_key(bytes: &[u8]) -> Result<Option<DataKey>, StoreError> {
-    match bytes {
-        [codec::VERSION, KEY_LIVE, key @ ..] => {
-            let key: [u8; 32] = key.try_into().map_err(|_| {
-                StoreError::corrupt("data_keys", format!("key is {} bytes", key.len()))
-            })?;
-            Ok(Some(DataKey::from_bytes(key)))
-        }
-        [codec::VERSION, KEY_ERASED] => Ok(None),
-        _ => Err(StoreError::corrupt("data_keys", "unknown value layout")),
-    }
-}
-
-pub(super) fn create_data_key(
-    inner: &Inner,
-    tenant: &TenantId,
-    customer: &CustomerId,
-) -> Result<DataKey, StoreError> {
-    let key = schema::data_key(tenant.as_str(), customer.as_str());
-    if let Some(stored) = inner
-        .t
-        .data_keys
-        .get(&key)
-        .map_err(engine_error("read a data key"))?
-    {
-        return decode_data_key(&stored)?.ok_or_else(|| StoreError::KeyErased {
-            tenant: tenant.to_string(),
-            customer: customer.to_string(),
-        });
-    }
-    let data_key = DataKey::generate().map_err(|e| StoreError::Backend {
-        operation: "generate a data key",
-        reason: e.to_string(),
-        retriable: true,
-    })?;
-    let mut value = vec![codec::VERSION, KEY_LIVE];
-    value.extend_from_slice(data_key.as_bytes());
-    let mut commit = inner
-        .keyspace
-        .batch()
-        .durability(Some(PersistMode::SyncAll));
-    commit.insert(&inner.t.data_keys, key, value);
-    commit.commit().map_err(engine_error("store a data key"))?;
-    Ok(data_key)
-}
-
-/// Overwrites the key with an erasure marker, synced, then compacts the table so that the key
-/// bytes do not linger in older table files (the journal keeps them until it rotates).
-pub(super) fn destroy_data_key(
-    inner: &Inner,
-    tenant: &TenantId,
-    customer: &CustomerId,
-) -> Result<(), StoreError> {
-    let key = schema::data_key(tenant.as_str(), customer.as_str());
-    let mut commit = inner
-        .keyspace
-        .batch()
-        .durability(Some(PersistMode::SyncAll));
-    commit.insert(&inner.t.data_keys, key, [codec::VERSION, KEY_ERASED]);
-    commit.commit().map_err(engine_error("erase a data key"))?;
-    inner
-        .t
-        .data_keys
-        .major_compact()
-        .map_err(engine_error("compact the data keys"))
 }
 
 /// Records the entry and removes what it archived, in one synced commit.

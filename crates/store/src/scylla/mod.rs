@@ -30,6 +30,7 @@ use crate::agent::AgentState;
 use crate::archive::{ArchiveEntry, ResolvedRef};
 use crate::checkpoint::{CheckpointKey, LogPartition};
 use crate::conversation::{ConversationSummary, ListPage, ListQuery, QueueEntry};
+use crate::keywrap::{KeyWrap, LocalKek};
 use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
 use crate::timeline::{TimelinePage, TimelineQuery};
 use crate::writer_cache::{ParkedConversation, WriterSnapshot};
@@ -52,6 +53,9 @@ pub struct ScyllaOptions {
     pub page_size: i32,
     /// Concurrent requests of one batch.
     pub concurrency: usize,
+    /// The key-encryption key the customers' data keys are wrapped under (by default
+    /// [`LocalKek::ephemeral`], which lives only as long as the process).
+    pub kek: Arc<dyn KeyWrap>,
 }
 
 impl ScyllaOptions {
@@ -64,6 +68,7 @@ impl ScyllaOptions {
             consistency: Consistency::LocalQuorum,
             page_size: 500,
             concurrency: 256,
+            kek: LocalKek::ephemeral(),
         }
     }
 }
@@ -80,6 +85,7 @@ pub(crate) struct Inner {
     concurrency: usize,
     /// The runtime the store was connected on: the synchronous key provider blocks on it.
     runtime: Handle,
+    kek: Arc<dyn KeyWrap>,
 }
 
 impl Inner {
@@ -115,7 +121,8 @@ pub(crate) fn driver_error<E: fmt::Display>(operation: &'static str) -> impl Fn(
 }
 
 impl ScyllaStore {
-    /// Connects, optionally creates the schema, and prepares every statement.
+    /// Connects, optionally creates the schema, prepares every statement and checks the KEK
+    /// against the one the store's keys were wrapped under.
     pub async fn connect(options: &ScyllaOptions) -> Result<Self, StoreError> {
         let session = SessionBuilder::new()
             .known_nodes(&options.nodes)
@@ -151,14 +158,15 @@ impl ScyllaStore {
             }
             statements.insert(*cql, prepared);
         }
-        Ok(Self {
-            inner: Arc::new(Inner {
-                session,
-                statements,
-                concurrency: options.concurrency.max(1),
-                runtime: Handle::current(),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            session,
+            statements,
+            concurrency: options.concurrency.max(1),
+            runtime: Handle::current(),
+            kek: options.kek.clone(),
+        });
+        write::check_kek(&inner).await?;
+        Ok(Self { inner })
     }
 }
 

@@ -17,6 +17,7 @@ use crate::archive::{ArchiveEntry, ResolvedRef};
 use crate::checkpoint::{CheckpointKey, LogPartition};
 use crate::codec;
 use crate::conversation::{ConversationList, ConversationSummary, ListPage, ListQuery, QueueEntry};
+use crate::keywrap::{WrappedKey, key_context};
 use crate::report::{DailyReport, Day, ReportKey, ReportPartial, ReportScope};
 use crate::timeline::{TimelinePage, TimelineQuery};
 use crate::writer_cache::{ParkedConversation, WriterSnapshot};
@@ -283,36 +284,51 @@ pub(super) async fn checkpoint(
     Ok(rows.first().map(|(offset,)| *offset as u64))
 }
 
-/// The stored state of a customer's key: `Ok(None)` when there is no row.
-pub(super) async fn data_key_row(
+/// The stored `(data_key, erased_at)` of a row of `data_keys`: `Ok(None)` when there is none.
+pub(super) async fn data_key_raw(
     inner: &Inner,
-    tenant: &TenantId,
-    customer: &CustomerId,
+    tenant: &str,
+    customer: &str,
     serial: bool,
-) -> Result<Option<Option<DataKey>>, StoreError> {
+) -> Result<Option<(Option<Vec<u8>>, Option<i64>)>, StoreError> {
     let mut statement = inner.statement(cql::SELECT_DATA_KEY).clone();
     if serial {
         // Read what the creating lightweight transaction committed.
         statement.set_consistency(Consistency::LocalSerial);
     }
     let mut rows: Vec<(Option<Vec<u8>>, Option<i64>)> = Vec::new();
-    let values = (tenant.as_str(), customer.as_str());
-    select(inner, &statement, values, |row| {
+    select(inner, &statement, (tenant, customer), |row| {
         rows.push(row);
         Ok(true)
     })
     .await?;
-    let Some((key, erased_at)) = rows.into_iter().next() else {
+    Ok(rows.into_iter().next())
+}
+
+/// The stored state of a customer's key: `Ok(None)` when there is no row. A live key is a
+/// [`WrappedKey`](crate::keywrap::WrappedKey), or 32 bytes in clear if it was written
+/// before keys were wrapped.
+pub(super) async fn data_key_row(
+    inner: &Inner,
+    tenant: &TenantId,
+    customer: &CustomerId,
+    serial: bool,
+) -> Result<Option<Option<DataKey>>, StoreError> {
+    let Some((key, erased_at)) =
+        data_key_raw(inner, tenant.as_str(), customer.as_str(), serial).await?
+    else {
         return Ok(None);
     };
     if erased_at.is_some() {
         return Ok(Some(None));
     }
-    let key: [u8; 32] = key
-        .unwrap_or_default()
-        .try_into()
-        .map_err(|_| StoreError::corrupt("data_keys", "a live key that is not 32 bytes"))?;
-    Ok(Some(Some(DataKey::from_bytes(key))))
+    let key = key.unwrap_or_default();
+    if let Ok(clear) = <[u8; 32]>::try_from(key.as_slice()) {
+        return Ok(Some(Some(DataKey::from_bytes(clear))));
+    }
+    let wrapped = WrappedKey::decode(&key).map_err(|e| StoreError::corrupt("data_keys", e))?;
+    let key = inner.kek.unwrap(&wrapped, &key_context(tenant, customer))?;
+    Ok(Some(Some(key)))
 }
 
 pub(super) async fn data_key(

@@ -18,6 +18,7 @@ use super::{Inner, driver_error};
 use crate::archive::ArchiveEntry;
 use crate::codec;
 use crate::conversation::{ConversationSummary, Placement};
+use crate::keywrap::{self, key_context};
 use crate::writer_cache::{ParkedConversation, WriterSnapshot};
 use crate::{Batch, StoreError};
 
@@ -275,23 +276,11 @@ pub(super) async fn create_data_key(
         reason: e.to_string(),
         retriable: true,
     })?;
-    let values = (
-        tenant.as_str(),
-        customer.as_str(),
-        key.as_bytes().as_slice(),
-    );
-    let result = inner
-        .session
-        .execute_unpaged(inner.statement(cql::CREATE_DATA_KEY), values)
-        .await
-        .map_err(driver_error("create a data key"))?;
-    let rows = result
-        .into_rows_result()
-        .map_err(|e| StoreError::corrupt("data_keys", e))?;
-    let row: Row = rows
-        .first_row()
-        .map_err(|e| StoreError::corrupt("data_keys", e))?;
-    if let Some(Some(CqlValue::Boolean(true))) = row.columns.first() {
+    let wrapped = inner
+        .kek
+        .wrap(&key, &key_context(tenant, customer))?
+        .encode();
+    if insert_if_absent(inner, tenant.as_str(), customer.as_str(), &wrapped).await? {
         return Ok(key);
     }
     // Not applied: a key, or an erasure, was there first.
@@ -307,6 +296,54 @@ pub(super) async fn create_data_key(
             retriable: true,
         }),
     }
+}
+
+/// Inserts a row of `data_keys` unless one is there; whether it was inserted.
+async fn insert_if_absent(
+    inner: &Inner,
+    tenant: &str,
+    customer: &str,
+    value: &[u8],
+) -> Result<bool, StoreError> {
+    let result = inner
+        .session
+        .execute_unpaged(
+            inner.statement(cql::CREATE_DATA_KEY),
+            (tenant, customer, value),
+        )
+        .await
+        .map_err(driver_error("create a data key"))?;
+    let rows = result
+        .into_rows_result()
+        .map_err(|e| StoreError::corrupt("data_keys", e))?;
+    let row: Row = rows
+        .first_row()
+        .map_err(|e| StoreError::corrupt("data_keys", e))?;
+    Ok(matches!(
+        row.columns.first(),
+        Some(Some(CqlValue::Boolean(true)))
+    ))
+}
+
+/// Records the check value of the current KEK, or refuses a KEK that does not open the one
+/// recorded under its id. Check values live in `data_keys` under the empty tenant, which no
+/// tenant id is.
+pub(super) async fn check_kek(inner: &Inner) -> Result<(), StoreError> {
+    let kek = &*inner.kek;
+    let check = keywrap::make_check(kek)?.encode();
+    if insert_if_absent(inner, "", kek.current_id(), &check).await? {
+        return Ok(());
+    }
+    let stored = read::data_key_raw(inner, "", kek.current_id(), true)
+        .await?
+        .and_then(|(value, _)| value)
+        .ok_or_else(|| StoreError::Backend {
+            operation: "check the key-encryption key",
+            reason: "the check value was neither written nor found".to_owned(),
+            retriable: true,
+        })?;
+    keywrap::verify_check(kek, &stored)?;
+    Ok(())
 }
 
 pub(super) async fn destroy_data_key(

@@ -175,3 +175,38 @@ async fn agent<H: CommandHandler, A: Authenticator>(
     let ack = api.agent(token, request).await?;
     Ok(axum::Json(AckBody::agent(ack)))
 }
+
+/// Reads `body` as each route reads its body, through the same conversion to a command
+/// request, and reports which routes accepted it: the fuzzer's entry (`tests/fuzz`), so that
+/// it runs the handlers' own parsing rather than a copy.
+#[doc(hidden)]
+pub fn parse_bodies(path_id: &str, body: &[u8]) -> [bool; 3] {
+    let open = serde_json::from_slice::<json::Open>(body)
+        .ok()
+        .and_then(|open| ConversationRequest::try_from(proto::ConversationCommand::from(open)).ok())
+        .is_some();
+    let conversation = serde_json::from_slice::<json::ConversationCommand>(body)
+        .ok()
+        .and_then(|command| command.into_proto(path_id.to_owned()).ok())
+        .and_then(|command| ConversationRequest::try_from(command).ok())
+        .is_some();
+    let agent = serde_json::from_slice::<json::AgentCommand>(body)
+        .ok()
+        .and_then(|command| AgentRequest::try_from(command.into_proto(path_id.to_owned())).ok())
+        .is_some();
+    [open, conversation, agent]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bodies;
+
+    #[test]
+    fn the_fuzzers_entry_reads_bodies_as_the_routes_do() {
+        let open = br#"{"customer_id":"cust-1","channel":"web"}"#;
+        assert_eq!(parse_bodies("c-1", open), [true, false, false]);
+        let send = br#"{"type":"post_message","client_msg_id":"m1","body":"hi"}"#;
+        assert_eq!(parse_bodies("c-1", send), [false, true, false]);
+        assert_eq!(parse_bodies("c-1", b"\xff{"), [false, false, false]);
+    }
+}
