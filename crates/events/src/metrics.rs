@@ -306,12 +306,27 @@ mod tests {
         h.observe(30.0);
         let mut out = String::new();
         Exposition::new(&mut out).one("switchboard_x_seconds", "x.", &h);
-        assert!(out.contains("switchboard_x_seconds_bucket{le=\"0.0001\"} 1\n"), "{out}");
-        assert!(out.contains("switchboard_x_seconds_bucket{le=\"0.00025\"} 2\n"), "{out}");
-        assert!(out.contains("switchboard_x_seconds_bucket{le=\"10\"} 2\n"), "{out}");
-        assert!(out.contains("switchboard_x_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(
+            out.contains("switchboard_x_seconds_bucket{le=\"0.0001\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("switchboard_x_seconds_bucket{le=\"0.00025\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("switchboard_x_seconds_bucket{le=\"10\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("switchboard_x_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{out}"
+        );
         assert!(out.contains("switchboard_x_seconds_count 3\n"), "{out}");
-        assert!(out.contains("# TYPE switchboard_x_seconds histogram\n"), "{out}");
+        assert!(
+            out.contains("# TYPE switchboard_x_seconds histogram\n"),
+            "{out}"
+        );
     }
 
     #[test]
