@@ -10,6 +10,7 @@ use switchboard_store::ReadModels;
 use switchboard_store::cold::Archive;
 use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use switchboard_store::scylla::{Consistency, ScyllaOptions, ScyllaStore};
+use {switchboard_log::metrics as log, switchboard_store::metrics as store};
 
 use crate::config::{Config, Durability, KafkaSettings, LogBackend, ScyllaSettings, StoreBackend};
 
@@ -42,26 +43,35 @@ impl Backends {
                     Durability::Never => LogDurability::Never,
                 };
                 let log = Arc::new(EmbeddedLog::open(log_config).context("opening the event log")?);
-                (log.clone(), Some(log))
+                (
+                    Arc::new(log::Metered::new(log.clone(), "embedded")),
+                    Some(log),
+                )
             }
             LogBackend::Kafka => {
                 let log = KafkaLog::connect(kafka_config(&config.log.kafka))
                     .context("connecting to Kafka")?;
-                (Arc::new(log), None)
+                (Arc::new(log::Metered::new(Arc::new(log), "kafka")), None)
             }
         };
         let store: Arc<dyn ReadModels> = match config.store.backend {
-            StoreBackend::Embedded => Arc::new(
-                EmbeddedStore::open(data.join("store"), EmbeddedOptions::default())
-                    .context("opening the read-model store")?,
-            ),
+            StoreBackend::Embedded => Arc::new(store::Metered::new(
+                Arc::new(
+                    EmbeddedStore::open(data.join("store"), EmbeddedOptions::default())
+                        .context("opening the read-model store")?,
+                ),
+                "embedded",
+            )),
             StoreBackend::Scylla => {
                 let options = scylla_options(&config.store.scylla)?;
-                Arc::new(
-                    ScyllaStore::connect(&options)
-                        .await
-                        .context("connecting to ScyllaDB")?,
-                )
+                Arc::new(store::Metered::new(
+                    Arc::new(
+                        ScyllaStore::connect(&options)
+                            .await
+                            .context("connecting to ScyllaDB")?,
+                    ),
+                    "scylla",
+                ))
             }
         };
         let archive = match config.archive.location.as_deref() {

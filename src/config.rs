@@ -30,6 +30,9 @@ pub struct Config {
     pub query: QuerySettings,
     #[serde(default)]
     pub ingest: IngestSettings,
+    /// Log format (`crate::telemetry::TelemetryConfig`).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// The event log's backend.
@@ -283,6 +286,7 @@ impl Default for Config {
                 location: None,
             },
             ingest: IngestSettings::default(),
+            telemetry: crate::telemetry::TelemetryConfig::default(),
             edge: switchboard_edge::EdgeConfig {
                 // The web UI served by the edge itself, on the default address.
                 allowed_origins: [(

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use switchboard_events::{ConversationEvent, ConversationPayload, Topic};
+use switchboard_log::metrics::Consumed;
 use switchboard_log::{EventLog, LogError, StartAt, Tail};
 use tokio::task::JoinSet;
 
@@ -26,8 +27,15 @@ pub async fn follow(
     let partitions = log.partitions(topic).await?;
     let mut tails = JoinSet::new();
     for partition in 0..partitions {
-        let tail = log.tail(topic, partition, start).await?;
-        tails.spawn(follow_partition(tail, Arc::clone(&cache)));
+        let range = log.offsets(topic, partition).await?;
+        let next = match start {
+            StartAt::Earliest => range.start,
+            StartAt::Latest => range.end,
+            StartAt::Offset(offset) => offset,
+        };
+        let consumed = Consumed::new("query", topic, partition, next);
+        let tail = log.tail(topic, partition, StartAt::Offset(next)).await?;
+        tails.spawn(follow_partition(tail, consumed, Arc::clone(&cache)));
     }
     match tails.join_next().await {
         Some(Ok(Err(e))) => Err(QueryError::from(e)),
@@ -38,10 +46,12 @@ pub async fn follow(
 
 async fn follow_partition(
     mut tail: Box<dyn Tail>,
+    consumed: Consumed,
     cache: Arc<dyn Invalidate>,
 ) -> Result<(), LogError> {
     loop {
         let record = tail.next().await?;
+        consumed.read(record.offset + 1);
         // Undecodable records are the projector's to dead-letter; nothing to evict.
         let Ok(event) = ConversationEvent::decode(&record.value) else {
             continue;

@@ -18,6 +18,7 @@ pub mod cold;
 pub mod conversation;
 pub mod embedded;
 pub mod error;
+pub mod metrics;
 mod port;
 pub mod report;
 pub mod scylla;

@@ -164,6 +164,7 @@ impl Shard {
                     Err(_) => break,
                 }
             }
+            crate::metrics::queued(-(batch.len() as i64));
             self.process(batch).await;
         }
     }
