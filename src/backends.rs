@@ -11,6 +11,7 @@ use switchboard_store::cold::Archive;
 use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use switchboard_store::keywrap::KeyWrap;
 use switchboard_store::scylla::{Consistency, ScyllaOptions, ScyllaStore};
+use {switchboard_log::metrics as log, switchboard_store::metrics as store};
 
 use crate::config::{Config, Durability, KafkaSettings, LogBackend, ScyllaSettings, StoreBackend};
 
@@ -44,18 +45,23 @@ impl Backends {
                     Durability::Never => LogDurability::Never,
                 };
                 let log = Arc::new(EmbeddedLog::open(log_config).context("opening the event log")?);
-                (log.clone(), Some(log))
+                (
+                    Arc::new(log::Metered::new(log.clone(), "embedded")),
+                    Some(log),
+                )
             }
             LogBackend::Kafka => {
                 let log = KafkaLog::connect(kafka_config(&config.log.kafka))
                     .context("connecting to Kafka")?;
-                (Arc::new(log), None)
+                (Arc::new(log::Metered::new(Arc::new(log), "kafka")), None)
             }
         };
         let (store, embedded_store): (Arc<dyn ReadModels>, _) = match config.store.backend {
             StoreBackend::Embedded => {
                 let store = Arc::new(open_embedded_store(&data.join("store"), kek)?);
-                (store.clone(), Some(store))
+                let metered: Arc<dyn ReadModels> =
+                    Arc::new(store::Metered::new(store.clone(), "embedded"));
+                (metered, Some(store))
             }
             StoreBackend::Scylla => {
                 let mut options = scylla_options(&config.store.scylla)?;
@@ -63,7 +69,10 @@ impl Backends {
                 let store = ScyllaStore::connect(&options)
                     .await
                     .context("connecting to ScyllaDB")?;
-                (Arc::new(store), None)
+                (
+                    Arc::new(store::Metered::new(Arc::new(store), "scylla")),
+                    None,
+                )
             }
         };
         let archive = match config.archive.location.as_deref() {

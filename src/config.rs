@@ -32,6 +32,9 @@ pub struct Config {
     pub ingest: IngestSettings,
     #[serde(default)]
     pub projector: ProjectorSettings,
+    /// Log format (`crate::telemetry::TelemetryConfig`).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetryConfig,
 }
 
 /// The projector role's settings.
@@ -399,6 +402,7 @@ impl Default for Config {
                 location: None,
             },
             ingest: IngestSettings::default(),
+            telemetry: crate::telemetry::TelemetryConfig::default(),
             edge: switchboard_edge::EdgeConfig {
                 // The web UI served by the edge itself, on the default address.
                 allowed_origins: [(

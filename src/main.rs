@@ -6,6 +6,7 @@ mod config;
 mod roles;
 mod secrets;
 mod serving;
+mod telemetry;
 mod tls;
 
 use std::collections::BTreeSet;
@@ -165,12 +166,7 @@ fn main() -> ExitCode {
 fn serve(args: &ConfigArgs, roles: BTreeSet<Role>) -> anyhow::Result<()> {
     let config = args.load()?;
     roles::check(&roles, &config)?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    telemetry::init(&config.telemetry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -323,6 +323,16 @@ pub async fn run(
         });
     }
 
+    for topic in Topic::ALL {
+        if let Ok(partitions) = log.partitions(topic.name()).await {
+            switchboard_log::metrics::topic_partitions(topic.name(), partitions);
+        }
+    }
+    let lag = tokio::spawn(crate::telemetry::refresh_lag(log.clone(), stop.clone()));
+    let metrics = crate::telemetry::metrics_page(
+        roles.iter().map(|role| role.name()).collect(),
+        health.flags(),
+    );
     tasks.spawn(listeners.serve(
         admin,
         Kind::Admin,
@@ -351,6 +361,7 @@ pub async fn run(
     if let Some(archiver) = archiver {
         let _ = archiver.await;
     }
+    let _ = lag.await;
     if let Some(router) = router_handle {
         router.stop().await;
     }
@@ -577,13 +588,6 @@ fn authenticator(config: &Config) -> anyhow::Result<JwtOrTokens> {
 
 /// Where the query HTTP listener publishes the instance's public keys, for other verifiers.
 const JWKS_PATH: &str = "/.well-known/jwks.json";
-
-/// The process's metrics in Prometheus' text format.
-fn metrics() -> String {
-    let mut out = switchboard_edge::metrics::render();
-    switchboard_projector::metrics::render(&mut out);
-    out
-}
 
 /// One line of the start-up announcement.
 #[derive(Debug)]

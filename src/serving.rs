@@ -256,9 +256,19 @@ impl Health {
     }
 }
 
+/// The metrics page of the admin listener, rendered at each scrape.
+pub type MetricsPage = Arc<dyn Fn() -> String + Send + Sync>;
+
+impl Health {
+    /// The roles' readiness flags, for `switchboard_process_ready_roles`.
+    pub fn flags(&self) -> Vec<(&'static str, Arc<AtomicBool>)> {
+        self.flags.clone()
+    }
+}
+
 /// The admin listener's routes: `/healthz` answers while the process runs, `/readyz` once
 /// every role is ready and the backends answer, `/metrics` in Prometheus' text format.
-pub fn admin_router(health: Health, metrics: fn() -> String) -> Router {
+pub fn admin_router(health: Health, metrics: MetricsPage) -> Router {
     let health = Arc::new(health);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -279,7 +289,18 @@ pub fn admin_router(health: Health, metrics: fn() -> String) -> Router {
                 }
             }),
         )
-        .route("/metrics", get(move || async move { metrics() }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        metrics(),
+                    )
+                }
+            }),
+        )
 }
 
 #[cfg(test)]

@@ -189,8 +189,7 @@ async fn idle(n: usize) -> Result<(), Error> {
     let mut still = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let active = switchboard_edge::metrics::CONNECTIONS_ACTIVE
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let active = switchboard_edge::metrics::OPEN_CONNECTIONS.get();
         if active as usize >= n
             || (active == last && {
                 still += 1;
@@ -204,8 +203,7 @@ async fn idle(n: usize) -> Result<(), Error> {
         }
         last = active;
     }
-    let active =
-        switchboard_edge::metrics::CONNECTIONS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed);
+    let active = switchboard_edge::metrics::OPEN_CONNECTIONS.get();
     let rss = rss_kib();
     eprintln!(
         "nofile_limit={limit} connections={active} connect_time={:.1}s rss_baseline={baseline}KiB rss={rss}KiB per_connection={:.2}KiB",
@@ -475,11 +473,11 @@ async fn churn(total: usize, bound: usize, writers: usize) -> Result<(), Error> 
             write.send(Message::text(frame.to_string())).await?;
         }
         let (finished, rss) = (done.load(Relaxed), rss_kib());
-        let hub = HUB_CONVERSATIONS.load(Relaxed);
+        let hub = HUB_CONVERSATIONS.get();
         eprintln!(
             "t={:.0}s conversations={finished} rss={rss}KiB hub_conversations={hub} hub_evictions={}",
             started.elapsed().as_secs_f64(),
-            HUB_EVICTIONS.load(Relaxed)
+            HUB_EVICTIONS.get()
         );
         samples.push((finished, rss, hub));
         if finished >= total {

@@ -43,6 +43,8 @@ pub(crate) struct Session<H> {
     pub lanes: Lanes<Option<ConversationId>>,
     pub bucket: Bucket,
     pub strikes: u32,
+    /// When the frame being handled was read, and its type: what its ack is measured from.
+    pub received: (std::time::Instant, &'static str),
 }
 
 /// Runs a connection to its end. `token` came from the handshake, if at all.
@@ -53,8 +55,8 @@ pub(crate) async fn run<H: CommandHandler>(
     origin: Option<String>,
     _alive: mpsc::Sender<()>,
 ) {
-    metrics::CONNECTIONS_OPENED.fetch_add(1, Ordering::Relaxed);
-    metrics::CONNECTIONS_ACTIVE.fetch_add(1, Ordering::Relaxed);
+    metrics::OPENED_CONNECTIONS.inc();
+    metrics::OPEN_CONNECTIONS.inc();
     let (token, reference) = match token {
         Some(token) => (Some(token), None),
         None => first_frame_token(&mut socket, &shared).await,
@@ -66,7 +68,9 @@ pub(crate) async fn run<H: CommandHandler>(
     let ending = match authenticated {
         Ok(authenticated) => serve(&mut socket, shared, authenticated).await,
         Err(failure) => {
-            metrics::AUTH_FAILURES.fetch_add(1, Ordering::Relaxed);
+            if let auth::AuthFailure::Origin(_) = failure {
+                metrics::refused_connection("origin");
+            }
             let frame =
                 ServerFrame::error(reference.as_deref(), failure.code(), failure.to_string());
             let _ = socket.send(Message::Text(frame.to_json().into())).await;
@@ -95,7 +99,7 @@ pub(crate) async fn run<H: CommandHandler>(
         Ok::<_, axum::Error>(())
     };
     let _ = tokio::time::timeout(CLOSE_GRACE, closed).await;
-    metrics::CONNECTIONS_ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    metrics::closed(code);
 }
 
 /// How long the last frames and the close frame of a session may take to send.
@@ -170,6 +174,7 @@ async fn serve<H: CommandHandler>(
         max_frame_bytes: shared.config.max_frame_bytes,
         heartbeat_ms: shared.config.heartbeat.as_millis() as u64,
     };
+    metrics::sent(welcome.kind());
     if send_text(socket, welcome.to_json().into()).await.is_err() {
         return Closing(close::NORMAL, "");
     }
@@ -189,6 +194,7 @@ async fn serve<H: CommandHandler>(
         opened: HashSet::new(),
         lanes: Lanes::default(),
         strikes: 0,
+        received: (std::time::Instant::now(), "auth"),
     };
     let closing = session.run(socket, &mut rx, &cut).await;
     if closing.0 != close::SLOW_CONSUMER {
@@ -306,6 +312,7 @@ impl<H: CommandHandler> Session<H> {
 
     /// Unregisters everything the connection holds.
     fn leave(&mut self) {
+        metrics::subscriptions(-(self.subscriptions.len() as i64));
         let tenant: TenantId = self.principal.tenant.clone();
         for conversation in self.subscriptions.keys() {
             if let Ok(id) = conversation.parse::<ConversationId>() {

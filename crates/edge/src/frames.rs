@@ -2,8 +2,6 @@
 //! connection's principal: its tenant scopes every key, customers act only in their own
 //! conversations, and the write side checks every command again.
 
-use std::sync::atomic::Ordering;
-
 use axum::extract::ws::{Utf8Bytes, WebSocket};
 use switchboard_events::Seq;
 use switchboard_events::agent::AgentStatus;
@@ -28,8 +26,10 @@ impl<H: CommandHandler> Session<H> {
         socket: &mut WebSocket,
         text: Utf8Bytes,
     ) -> Option<Closing> {
+        let read_at = std::time::Instant::now();
         let config = &self.shared.config;
         if text.len() > config.max_frame_bytes {
+            metrics::refused_frame("too_large");
             let message = format!(
                 "frame is {} bytes, the limit is {}",
                 text.len(),
@@ -43,13 +43,16 @@ impl<H: CommandHandler> Session<H> {
             ));
             return self.strike();
         }
-        let limited = self.bucket.take().and_then(|()| {
-            self.shared
+        let limited = match self.bucket.take() {
+            Err(retry) => Err((retry, "rate_limited_connection")),
+            Ok(()) => self
+                .shared
                 .tenant_limits
                 .take(self.principal.tenant.as_str())
-        });
-        if let Err(retry_after_ms) = limited {
-            metrics::RATE_LIMITED.fetch_add(1, Ordering::Relaxed);
+                .map_err(|retry| (retry, "rate_limited_tenant")),
+        };
+        if let Err((retry_after_ms, reason)) = limited {
+            metrics::refused_frame(reason);
             self.handle.frame(&ServerFrame::Error {
                 reference: reference_of(&text),
                 code: "rate_limited".into(),
@@ -61,6 +64,8 @@ impl<H: CommandHandler> Session<H> {
         let frame = match serde_json::from_str::<ClientFrame>(&text) {
             Ok(frame) => frame,
             Err(error) => {
+                metrics::received("unreadable");
+                metrics::refused_frame("unreadable");
                 self.handle.frame(&ServerFrame::error(
                     reference_of(&text).as_deref(),
                     "bad_frame",
@@ -70,6 +75,8 @@ impl<H: CommandHandler> Session<H> {
             }
         };
         self.strikes = 0;
+        metrics::received(frame.kind());
+        self.received = (read_at, frame.kind());
         self.dispatch(socket, frame).await;
         None
     }
@@ -134,7 +141,7 @@ impl<H: CommandHandler> Session<H> {
                 {
                     self.opened.insert(id);
                 }
-                answer(&self.handle, reference, result);
+                answer(&self.handle, reference, result, self.received);
             }
             ClientFrame::Subscribe {
                 conversation_id,
@@ -161,6 +168,7 @@ impl<H: CommandHandler> Session<H> {
                         "not subscribed to this conversation",
                     );
                 }
+                metrics::subscriptions(-1);
                 self.shared.hub.unsubscribe(&key, self.handle.id);
                 self.handle.frame(&ServerFrame::Unsubscribed {
                     reference,
@@ -256,11 +264,12 @@ impl<H: CommandHandler> Session<H> {
                 };
                 let commands = self.shared.commands.clone();
                 let handle = self.handle.clone();
+                let received = self.received;
                 self.lanes.spawn(None, async move {
                     let result = commands
                         .agent(p, agent, AgentCommand::SetStatus { status }, correlation())
                         .await;
-                    answer(&handle, reference, result);
+                    answer(&handle, reference, result, received);
                 });
             }
         }
@@ -280,11 +289,12 @@ impl<H: CommandHandler> Session<H> {
         let commands = self.shared.commands.clone();
         let handle = self.handle.clone();
         let principal = self.principal.clone();
+        let received = self.received;
         self.lanes.spawn(Some(id.clone()), async move {
             let result = commands
                 .conversation(principal, Some(id), command, correlation())
                 .await;
-            answer(&handle, reference, result);
+            answer(&handle, reference, result, received);
         });
     }
 
@@ -298,7 +308,7 @@ impl<H: CommandHandler> Session<H> {
                     .frame(&ServerFrame::Reauthenticated { reference });
             }
             _ => {
-                metrics::AUTH_FAILURES.fetch_add(1, Ordering::Relaxed);
+                metrics::refused_frame("unauthorized");
                 let failure = auth::AuthFailure::Token;
                 self.refuse(reference, failure.code(), failure.to_string());
             }
@@ -306,6 +316,9 @@ impl<H: CommandHandler> Session<H> {
     }
 
     pub(crate) fn refuse(&self, reference: Option<String>, code: &str, message: impl Into<String>) {
+        if code == "forbidden" {
+            metrics::refused_frame("unauthorized");
+        }
         self.handle
             .frame(&ServerFrame::error(reference.as_deref(), code, message));
     }
@@ -315,7 +328,16 @@ fn correlation() -> CorrelationId {
     CorrelationId(uuid::Uuid::now_v7())
 }
 
-fn answer(handle: &Handle, reference: Option<String>, result: Result<Ack, CommandError>) {
+/// Queues a command's ack or error; `received` is when and what the client frame was.
+fn answer(
+    handle: &Handle,
+    reference: Option<String>,
+    result: Result<Ack, CommandError>,
+    received: (std::time::Instant, &'static str),
+) {
+    if result.is_ok() {
+        metrics::acked(received.1, received.0);
+    }
     let frame = match result {
         Ok(ack) => ServerFrame::Ack {
             reference,

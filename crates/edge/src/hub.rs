@@ -76,12 +76,12 @@ impl Handle {
     /// for it would slow everyone else.
     pub fn offer(&self, out: Outbound) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(out) {
-            crate::metrics::SLOW_CONSUMERS.fetch_add(1, Ordering::Relaxed);
             self.cut.notify_one();
         }
     }
 
     pub fn frame(&self, frame: &ServerFrame) {
+        metrics::sent(frame.kind());
         self.offer(Outbound::Frame(frame.to_json().into()));
     }
 }
@@ -110,7 +110,7 @@ impl Index {
         match self.conversations.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                metrics::HUB_CONVERSATIONS.fetch_add(1, Ordering::Relaxed);
+                metrics::HUB_CONVERSATIONS.inc();
                 entry.insert(Conversation::default())
             }
         }
@@ -131,8 +131,8 @@ impl Index {
                 break;
             };
             if self.conversations.remove(&oldest).is_some() {
-                metrics::HUB_CONVERSATIONS.fetch_sub(1, Ordering::Relaxed);
-                metrics::HUB_EVICTIONS.fetch_add(1, Ordering::Relaxed);
+                metrics::HUB_CONVERSATIONS.dec();
+                metrics::HUB_EVICTIONS.inc();
             }
         }
     }
@@ -260,6 +260,7 @@ impl Hub {
         }
         let json: Arc<str> = frame.to_json().into();
         for handle in targets {
+            metrics::sent(frame.kind());
             handle.offer(Outbound::Frame(json.clone()));
         }
     }
@@ -277,6 +278,7 @@ impl Hub {
         };
         let json: Arc<str> = frame.to_json().into();
         for handle in targets {
+            metrics::sent(frame.kind());
             handle.offer(Outbound::Frame(json.clone()));
         }
     }
@@ -344,6 +346,8 @@ impl Hub {
             if audience == Audience::Staff || customer_sees {
                 handle.offer(Outbound::Event(out.clone()));
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                metrics::sent("event");
+                metrics::delivered();
             }
         }
     }
@@ -356,7 +360,11 @@ impl Hub {
         let partitions = log.partitions(topic).await?;
         let mut followers = Vec::new();
         for partition in 0..partitions {
-            followers.push(Follow::start(log.clone(), topic, partition, StartAt::Latest).await?);
+            followers.push(
+                Follow::start(log.clone(), topic, partition, StartAt::Latest)
+                    .await?
+                    .counted("edge"),
+            );
         }
         self.lock().positions = followers.iter().map(Follow::position).collect();
         for follower in followers {

@@ -271,6 +271,26 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
+    /// The frame's `type`, as the metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Welcome { .. } => "welcome",
+            Self::Ack { .. } => "ack",
+            Self::Subscribed { .. } => "subscribed",
+            Self::Unsubscribed { .. } => "unsubscribed",
+            Self::Reload { .. } => "reload",
+            Self::Typing { .. } => "typing",
+            Self::Presence { .. } => "presence",
+            Self::Queue { .. } => "queue",
+            Self::Error { .. } => "error",
+            Self::ReauthRequired { .. } => "reauth_required",
+            Self::Reauthenticated { .. } => "reauthenticated",
+            Self::Goaway { .. } => "goaway",
+            Self::Pong { .. } => "pong",
+            Self::Event { .. } => "event",
+        }
+    }
+
     pub fn error(reference: Option<&str>, code: &str, message: impl Into<String>) -> Self {
         Self::Error {
             reference: reference.map(str::to_owned),

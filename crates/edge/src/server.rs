@@ -1,4 +1,5 @@
-//! The edge as a server: the HTTP routes (WebSocket, web UI, health, metrics), the background
+//! The edge as a server: the HTTP routes (WebSocket, web UI, health; metrics are the binary's
+//! admin listener's), the background
 //! tasks (log tail, signals), and the drain on shutdown.
 
 use std::future::Future;
@@ -24,7 +25,7 @@ use crate::hub::Hub;
 use crate::limits::TenantLimits;
 use crate::protocol::SUBPROTOCOL_V1;
 use crate::signals::{Signal, SignalBus};
-use crate::{conn, metrics, presence};
+use crate::{conn, presence};
 
 /// What the edge talks to.
 pub struct EdgeDeps<H> {
@@ -125,7 +126,6 @@ impl<H: CommandHandler> Edge<H> {
         let app = Router::new()
             .route("/v1/ws", get(upgrade::<H>))
             .route("/healthz", get(|| async { "ok" }))
-            .route("/metrics", get(|| async { metrics::render() }))
             .merge(crate::ui::routes(&shared.config)?)
             .with_state(shared);
         Ok((app, Drain { stop, gone, grace }))

@@ -47,7 +47,13 @@ impl<H: CommandHandler> Session<H> {
         let conversation: Arc<str> = conversation_id.as_str().into();
         // Registered before the gap is read: live events queue meanwhile, and `admit` drops
         // those the gap already covered.
-        self.subscriptions.insert(conversation.clone(), u64::MAX);
+        if self
+            .subscriptions
+            .insert(conversation.clone(), u64::MAX)
+            .is_none()
+        {
+            crate::metrics::subscriptions(1);
+        }
         let config = &self.shared.config;
         let seam = Seam {
             registered: &registered,
@@ -59,6 +65,7 @@ impl<H: CommandHandler> Session<H> {
         let (code, message) = match gap {
             Ok(Gap::Events { frames, last }) => {
                 for (_, json) in frames {
+                    crate::metrics::sent("event");
                     if send_text(socket, json).await.is_err() {
                         break;
                     }
@@ -69,6 +76,7 @@ impl<H: CommandHandler> Session<H> {
                     conversation_id,
                     seq: last,
                 };
+                crate::metrics::sent(done.kind());
                 let _ = send_text(socket, done.to_json().into()).await;
                 return;
             }
@@ -97,7 +105,9 @@ impl<H: CommandHandler> Session<H> {
     }
 
     fn unsubscribe_quietly(&mut self, conversation: &Arc<str>) {
-        self.subscriptions.remove(conversation);
+        if self.subscriptions.remove(conversation).is_some() {
+            crate::metrics::subscriptions(-1);
+        }
         if let Some(key) = self.key(conversation) {
             self.shared.hub.unsubscribe(&key, self.handle.id);
         }

@@ -6,22 +6,17 @@ mod support;
 
 use serde_json::json;
 use support::client::{Client, connect};
-use support::{Backends, Running, edge, principal, token};
+use support::{Backends, edge, principal, token};
 use switchboard_edge::{EdgeConfig, Rate};
 use switchboard_events::principal::Role;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BOUND: usize = 3;
 
-/// A counter of the edge's metrics endpoint.
-async fn metric(edge: &Running, name: &str) -> u64 {
-    let mut stream = tokio::net::TcpStream::connect(edge.addr).await.unwrap();
-    let request = "GET /metrics HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n";
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-        .lines()
+/// A series of the edge's metrics, as the admin listener would serve them.
+fn metric(name: &str) -> u64 {
+    let mut page = String::new();
+    switchboard_edge::metrics::render(&mut page);
+    page.lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
         .unwrap()
 }
@@ -89,8 +84,8 @@ async fn the_hub_forgets_idle_conversations_past_its_bound_and_they_still_resume
     }
     customer.say(&watched, "ping", "ping").await;
     assert_eq!(seqs(&mut watcher, 3).await, [1, 2, 3]);
-    let forgotten = metric(&edge, "switchboard_edge_hub_evictions_total").await;
-    let remembered = metric(&edge, "switchboard_edge_hub_conversations").await;
+    let forgotten = metric("switchboard_edge_forgotten_conversations_total ");
+    let remembered = metric("switchboard_edge_remembered_conversations ");
     assert_eq!(
         (remembered, forgotten),
         (BOUND as u64 + 1, churn as u64 + 1 - BOUND as u64),

@@ -14,7 +14,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_widget_console_client_health_and_metrics_are_served() {
+async fn the_widget_console_client_and_health_are_served_and_metrics_are_not() {
     let (_backends, edge) = support::stack().await;
     for (path, needle) in [
         ("/", "Agent console"),
@@ -26,12 +26,14 @@ async fn the_widget_console_client_health_and_metrics_are_served() {
         ("/console", "private note"),
         ("/switchboard.js", "switchboard.v1"),
         ("/healthz", "ok"),
-        ("/metrics", "switchboard_edge_connections_total"),
     ] {
         let response = get(edge.addr, path).await;
         assert!(response.starts_with("HTTP/1.1 200"), "{path}: {response}");
         assert!(response.contains(needle), "{path}");
     }
+    // Metrics are the admin listener's, never on the public port.
+    let response = get(edge.addr, "/metrics").await;
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
 }
 
 /// The value of header `name` (lowercase) in a raw response.

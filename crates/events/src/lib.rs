@@ -21,6 +21,7 @@ pub mod event;
 pub mod fixtures;
 pub mod hex;
 pub mod id;
+pub mod metrics;
 pub mod partition;
 pub mod personal;
 pub mod principal;

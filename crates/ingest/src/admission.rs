@@ -103,7 +103,10 @@ impl<H: CommandHandler> CommandHandler for Admitting<H> {
         command: ConversationCommand,
         correlation: CorrelationId,
     ) -> Result<Ack, CommandError> {
-        self.rate(&principal)?;
+        let (kind, started) = (command.name(), std::time::Instant::now());
+        // A refusal here never reaches the writer, which counts the rest.
+        self.rate(&principal)
+            .inspect_err(|e| crate::metrics::answered::<()>(kind, started, &Err(e.clone())))?;
         let ConversationCommand::Open(open) = &command else {
             return self
                 .inner
@@ -111,7 +114,10 @@ impl<H: CommandHandler> CommandHandler for Admitting<H> {
                 .await;
         };
         let now = tokio::time::Instant::now().into_std();
-        let held = self.admission.admit(&principal, &open.customer_id, now)?;
+        let held = self
+            .admission
+            .admit(&principal, &open.customer_id, now)
+            .inspect_err(|e| crate::metrics::answered::<()>(kind, started, &Err(e.clone())))?;
         let ack = self
             .inner
             .conversation(principal, conversation, command, correlation)
@@ -131,7 +137,9 @@ impl<H: CommandHandler> CommandHandler for Admitting<H> {
         command: AgentCommand,
         correlation: CorrelationId,
     ) -> Result<Ack, CommandError> {
-        self.rate(&principal)?;
+        let (kind, started) = (command.name(), std::time::Instant::now());
+        self.rate(&principal)
+            .inspect_err(|e| crate::metrics::answered::<()>(kind, started, &Err(e.clone())))?;
         self.inner
             .agent(principal, agent, command, correlation)
             .await

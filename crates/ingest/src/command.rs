@@ -116,6 +116,17 @@ pub enum AgentCommand {
     SetSkills { skills: Vec<Label> },
 }
 
+impl AgentCommand {
+    /// A short name for logs, metrics and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::SetStatus { .. } => "set_status",
+            Self::SetCapacity { .. } => "set_capacity",
+            Self::SetSkills { .. } => "set_skills",
+        }
+    }
+}
+
 /// The limits commands are checked against. The defaults suit a chat product; a tenant's
 /// configuration may lower them.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -7,6 +7,7 @@ pub mod api;
 pub mod command;
 pub mod conversation;
 pub mod error;
+pub mod metrics;
 pub mod routing;
 pub mod writer;
 

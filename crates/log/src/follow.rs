@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::Consumed;
 use crate::{EventLog, LogError, Record, StartAt, Tail};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
@@ -23,6 +24,7 @@ pub struct Follow {
     partition: u32,
     next: u64,
     tail: Option<Box<dyn Tail>>,
+    consumed: Option<Consumed>,
 }
 
 impl Follow {
@@ -47,7 +49,20 @@ impl Follow {
             partition,
             next,
             tail: Some(tail),
+            consumed: None,
         })
+    }
+
+    /// Counts what this follower reads, and its lag, as `consumer` (a value of the `consumer`
+    /// label: `edge`, `router`, `query`, …).
+    pub fn counted(mut self, consumer: &'static str) -> Self {
+        self.consumed = Some(Consumed::new(
+            consumer,
+            &self.topic,
+            self.partition,
+            self.next,
+        ));
+        self
     }
 
     /// The partition followed.
@@ -78,6 +93,9 @@ impl Follow {
                         tracing::info!(topic = %self.topic, partition = self.partition, offset = record.offset, "log follower recovered");
                     }
                     self.next = record.offset + 1;
+                    if let Some(consumed) = &self.consumed {
+                        consumed.read(self.next);
+                    }
                     return record;
                 }
                 Err(error) => {

@@ -13,6 +13,7 @@ pub mod embedded;
 mod error;
 pub mod follow;
 pub mod kafka;
+pub mod metrics;
 mod port;
 mod record;
 

@@ -99,9 +99,14 @@ impl Archiver {
                         // Nobody can ask for a shutdown any more: the process is going away.
                         break;
                     },
-                    _ = ticks.tick() => match self.run_once(Timestamp::now()).await {
-                        Ok(report) => tracing::info!(?report, "archive run finished"),
-                        Err(e) => tracing::warn!(error = %e, "archive run failed; retrying at the next tick"),
+                    _ = ticks.tick() => {
+                        let started = std::time::Instant::now();
+                        let run = self.run_once(Timestamp::now()).await;
+                        crate::metrics::archive_run(run.is_ok(), started.elapsed());
+                        match run {
+                            Ok(report) => tracing::info!(?report, "archive run finished"),
+                            Err(e) => tracing::warn!(error = %e, "archive run failed; retrying at the next tick"),
+                        }
                     },
                 }
             }
@@ -167,14 +172,25 @@ impl Archiver {
             }
             match self.whole_timeline(&summary).await? {
                 Some(events) => ready.push((summary, events)),
-                None => report.refused += 1,
+                None => {
+                    report.refused += 1;
+                    crate::metrics::archive_skipped("chain_unverified");
+                }
             }
         }
         if ready.is_empty() {
             return Ok(());
         }
         let files: Vec<ConversationEvents> = ready.iter().map(|(_, e)| e.clone()).collect();
-        let object = self.archive.write(tenant, day, &files).await?;
+        let object = match self.archive.write(tenant, day, &files).await {
+            Ok(object) => object,
+            Err(e) => {
+                for _ in &ready {
+                    crate::metrics::archive_skipped("write_failed");
+                }
+                return Err(e);
+            }
+        };
         report.files += 1;
         for (summary, _) in ready {
             let entry = ArchiveEntry {
@@ -189,6 +205,7 @@ impl Archiver {
                 summary,
             };
             self.store.archive(&entry).await?;
+            crate::metrics::archived();
             report.conversations += 1;
         }
         Ok(())

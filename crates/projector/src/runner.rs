@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchboard_events::Topic;
+use switchboard_log::metrics::Consumed;
 use switchboard_log::{EventLog, GroupEvent, GroupMember, NewRecord, Record, StartAt, TopicSpec};
 use switchboard_store::ReadModels;
 use switchboard_store::checkpoint::LogPartition;
@@ -118,6 +119,7 @@ impl Projector {
             .join_group(&group, self.topic.name(), StartAt::Earliest)
             .await?;
         let mut owned: HashMap<u32, PartitionProjector> = HashMap::new();
+        let mut consumed: HashMap<u32, Consumed> = HashMap::new();
         let mut pending: HashMap<u32, Vec<Record>> = HashMap::new();
         loop {
             let waiting = pending.values().any(|p| !p.is_empty());
@@ -144,6 +146,8 @@ impl Projector {
                             .await?
                             .with_archive(self.config.archive.clone()),
                         );
+                        let next = owned[&p].next_offset();
+                        consumed.insert(p, Consumed::new("projector", self.topic.name(), p, next));
                     }
                 }
                 GroupEvent::Revoked(partitions) => {
@@ -151,6 +155,7 @@ impl Projector {
                         self.flush(p, &mut owned, &mut pending, member.as_mut())
                             .await?;
                         owned.remove(&p);
+                        consumed.remove(&p);
                         pending.remove(&p);
                         self.progress.send_modify(|progress| {
                             progress.partitions.remove(&p);
@@ -159,6 +164,9 @@ impl Projector {
                 }
                 GroupEvent::Record(record) => {
                     let p = record.partition;
+                    if let Some(consumed) = consumed.get(&p) {
+                        consumed.read(record.offset + 1);
+                    }
                     let batch = pending.entry(p).or_default();
                     batch.push(record);
                     if batch.len() >= self.config.max_batch {
@@ -243,7 +251,9 @@ impl Projector {
         if !projected.rejected.is_empty() {
             self.dead_letters(&projected.rejected).await?;
         }
+        let started = Instant::now();
         self.store.apply(&projected.batch).await?;
+        crate::metrics::committed(self.topic, records, started.elapsed());
         if let Some(next) = projected.next_offset {
             projector.committed(next);
         }

@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
+
+use crate::metrics;
 use switchboard_events::Seq;
 use switchboard_events::id::{ConversationId, TenantId};
 use switchboard_store::conversation::ConversationSummary;
@@ -168,7 +170,9 @@ impl ReadCache {
     }
 
     pub fn page(&self, key: &PageKey) -> Option<Arc<CachedPage>> {
-        self.pages.get(key)
+        let page = self.pages.get(key);
+        metrics::lookup("page", page.is_some(), self.pages.entry_count());
+        page
     }
 
     pub fn put_page(&self, key: PageKey, page: Arc<CachedPage>) {
@@ -176,7 +180,10 @@ impl ReadCache {
     }
 
     pub fn summary(&self, key: &ConvKey, generation: u64) -> Option<Arc<ConversationSummary>> {
-        self.summaries.get(&(key.clone(), generation))
+        let summary = self.summaries.get(&(key.clone(), generation));
+        let entries = self.summaries.entry_count();
+        metrics::lookup("summary", summary.is_some(), entries);
+        summary
     }
 
     pub fn put_summary(&self, key: ConvKey, generation: u64, summary: Arc<ConversationSummary>) {
@@ -185,7 +192,9 @@ impl ReadCache {
 
     /// Whether the id was recently looked up and not found.
     pub fn known_missing(&self, key: &ConvKey) -> bool {
-        self.missing.contains_key(key)
+        let missing = self.missing.contains_key(key);
+        metrics::lookup("missing", missing, self.missing.entry_count());
+        missing
     }
 
     pub fn put_missing(&self, key: ConvKey) {

@@ -28,7 +28,9 @@ pub async fn follow(
     let partitions = log.partitions(topic).await?;
     let mut tails = JoinSet::new();
     for partition in 0..partitions {
-        let follow = Follow::start(log.clone(), topic, partition, start).await?;
+        let follow = Follow::start(log.clone(), topic, partition, start)
+            .await?
+            .counted("query");
         tails.spawn(follow_partition(follow, Arc::clone(&cache)));
     }
     match tails.join_next().await {

@@ -32,8 +32,8 @@ use proto::query_server::{Query, QueryServer};
 pub const CODE_METADATA: &str = "switchboard-code";
 
 /// The tonic service to add to a server.
-pub fn service(query: Arc<QueryService>) -> QueryServer<GrpcQuery> {
-    QueryServer::new(GrpcQuery { query })
+pub fn service(query: Arc<QueryService>) -> crate::metrics::Measured<QueryServer<GrpcQuery>> {
+    crate::metrics::Measured(QueryServer::new(GrpcQuery { query }))
 }
 
 #[derive(Debug)]

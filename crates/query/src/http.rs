@@ -48,6 +48,7 @@ pub fn router(service: Arc<QueryService>) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .with_state(service)
         .merge(registry_api::routes())
+        .route_layer(axum::middleware::from_fn(crate::metrics::http))
 }
 
 impl IntoResponse for QueryError {

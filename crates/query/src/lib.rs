@@ -18,6 +18,7 @@ pub mod follow;
 pub mod grpc;
 pub mod http;
 pub mod lists;
+pub mod metrics;
 pub mod openapi;
 pub mod registry_api;
 pub mod render;

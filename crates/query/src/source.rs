@@ -40,6 +40,11 @@ pub trait EventSource: Send + Sync + fmt::Debug {
         after: Seq,
         max: usize,
     ) -> Result<Vec<Frame>, QueryError>;
+
+    /// The `source` label of its metrics: `hot`, `archive` or `log`.
+    fn label(&self) -> &'static str {
+        "hot"
+    }
 }
 
 /// The hot store's timelines.
@@ -98,6 +103,10 @@ impl LogSource {
 
 #[async_trait]
 impl EventSource for LogSource {
+    fn label(&self) -> &'static str {
+        "log"
+    }
+
     async fn after(
         &self,
         tenant: &TenantId,
@@ -172,20 +181,25 @@ impl Sources {
         after: Seq,
         max: usize,
     ) -> Result<Vec<Frame>, QueryError> {
-        let mut best: Option<Vec<Frame>> = None;
+        let mut best: Option<(&'static str, Vec<Frame>)> = None;
         for source in &self.sources {
             let frames = source.after(tenant, conversation, after, max).await?;
             let Some(first) = frames.first().map(|f| f.seq) else {
                 continue;
             };
             if first == after.next() {
+                crate::metrics::read_events(source.label(), frames.len());
                 return Ok(frames);
             }
-            if best.as_ref().is_none_or(|b| b[0].seq > first) {
-                best = Some(frames);
+            if best.as_ref().is_none_or(|(_, b)| b[0].seq > first) {
+                best = Some((source.label(), frames));
             }
         }
-        Ok(best.unwrap_or_default())
+        let Some((label, frames)) = best else {
+            return Ok(Vec::new());
+        };
+        crate::metrics::read_events(label, frames.len());
+        Ok(frames)
     }
 }
 
@@ -282,6 +296,10 @@ pub struct ArchiveSource {
 
 #[async_trait]
 impl EventSource for ArchiveSource {
+    fn label(&self) -> &'static str {
+        "archive"
+    }
+
     async fn after(
         &self,
         tenant: &TenantId,

@@ -20,6 +20,7 @@ pub mod conversation;
 pub mod embedded;
 pub mod error;
 pub mod keywrap;
+pub mod metrics;
 mod port;
 pub mod report;
 pub mod scylla;

@@ -381,8 +381,18 @@ impl Rounds {
             let endpoint = (first + tries) % self.endpoints;
             tries += 1;
             let last = match tokio::time::timeout_at(deadline, attempt(endpoint)).await {
-                Ok(Ok(ack)) => return Ok(ack),
-                Ok(Err(Failure::Final(err))) => return Err(err),
+                Ok(Ok(ack)) => {
+                    if tries > 1 {
+                        crate::metrics::forwarded(&Ok::<_, CommandError>(&ack));
+                    }
+                    return Ok(ack);
+                }
+                Ok(Err(Failure::Final(err))) => {
+                    if tries > 1 {
+                        crate::metrics::forwarded(&Err::<(), _>(err.clone()));
+                    }
+                    return Err(err);
+                }
                 Ok(Err(Failure::Retry(err))) => err,
                 Err(_) => return Err(self.gave_up(tries, None)),
             };

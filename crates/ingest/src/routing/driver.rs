@@ -127,6 +127,9 @@ pub async fn start_leading<H: CommandHandler>(
         let partitions = log.partitions(topic.name()).await.map_err(unavailable)?;
         for partition in 0..partitions {
             let end = driver.rebuild(log.as_ref(), topic, partition).await?;
+            if topic == Topic::Agents {
+                crate::metrics::routing_partition(partition);
+            }
             tails.spawn(follow(log.clone(), topic, partition, end, input.clone()));
         }
     }
@@ -354,6 +357,8 @@ impl<H: CommandHandler> Driver<H> {
                 .update(router, tokio::time::Instant::now().into_std());
             self.publisher.publish(router, now);
         }
+        let waiting = self.routers.values().map(Router::waiting_count).sum();
+        crate::metrics::routing_load(self.routers.len(), waiting);
     }
 }
 
@@ -395,6 +400,7 @@ async fn execute<H: CommandHandler>(
                 if last.is_err() {
                     break;
                 }
+                crate::metrics::routed(&decision);
             }
             (conversation, last)
         });

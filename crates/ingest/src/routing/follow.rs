@@ -36,6 +36,7 @@ pub(crate) async fn follow(
     mut next: u64,
     forward: mpsc::Sender<AnyEvent>,
 ) {
+    let consumed = switchboard_log::metrics::Consumed::new("router", topic.name(), partition, next);
     loop {
         match log
             .tail(topic.name(), partition, StartAt::Offset(next))
@@ -45,6 +46,7 @@ pub(crate) async fn follow(
                 match tail.next().await {
                     Ok(record) => {
                         next = record.offset + 1;
+                        consumed.read(next);
                         if let Some(event) = decode(topic, &record)
                             && forward.send(event).await.is_err()
                         {

@@ -105,6 +105,7 @@ impl AgentShard {
                     Err(_) => break,
                 }
             }
+            crate::metrics::queued(-(batch.len() as i64));
             self.process(batch).await;
         }
     }

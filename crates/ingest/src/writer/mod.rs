@@ -16,6 +16,7 @@ mod tests;
 use std::sync::Arc;
 
 use std::sync::RwLock;
+use std::time::Instant;
 use switchboard_events::Topic;
 use switchboard_events::id::{AgentId, ConversationId, CorrelationId};
 use switchboard_events::partition::partition_for_key;
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::{Ack, CommandHandler};
 use crate::command::{AgentCommand, ConversationCommand, Limits};
 use crate::error::CommandError;
+use crate::metrics;
 use agents::{AgentJob, AgentShard};
 use keys::DataKeys;
 use shard::{Job, Shard, unavailable};
@@ -192,6 +194,7 @@ impl Writer {
                 partition,
                 Some(parts.conversation_shard(partition).await?),
             );
+            metrics::ownership(Topic::Conversations, partition, true);
         }
         let agents = empty_slots(agent_partitions);
         for partition in 0..agent_partitions {
@@ -234,14 +237,19 @@ impl Writer {
         let conversation_member = join(Topic::Conversations).await?;
         let agent_member = join(Topic::Agents).await?;
         let tasks = vec![
-            tokio::spawn(follow_group(conversation_member, conversations.clone(), {
-                let parts = parts.clone();
-                move |p| {
+            tokio::spawn(follow_group(
+                Topic::Conversations,
+                conversation_member,
+                conversations.clone(),
+                {
                     let parts = parts.clone();
-                    async move { parts.conversation_shard(p).await }
-                }
-            })),
-            tokio::spawn(follow_group(agent_member, agents.clone(), {
+                    move |p| {
+                        let parts = parts.clone();
+                        async move { parts.conversation_shard(p).await }
+                    }
+                },
+            )),
+            tokio::spawn(follow_group(Topic::Agents, agent_member, agents.clone(), {
                 let parts = parts.clone();
                 move |p| {
                     let parts = parts.clone();
@@ -287,8 +295,12 @@ fn owned<T>(slots: &Slots<T>) -> Vec<u32> {
 
 /// Follows a consumer group: a partition assigned to this member gets a shard (claim,
 /// rebuild, serve); a revoked one loses it. The group's records themselves are not used.
-async fn follow_group<T, F, Fut>(mut member: Box<dyn GroupMember>, slots: Slots<T>, shard: F)
-where
+async fn follow_group<T, F, Fut>(
+    topic: Topic,
+    mut member: Box<dyn GroupMember>,
+    slots: Slots<T>,
+    shard: F,
+) where
     F: Fn(u32) -> Fut,
     Fut: std::future::Future<Output = Result<mpsc::Sender<T>, CommandError>>,
 {
@@ -302,6 +314,7 @@ where
                         match shard(p).await {
                             Ok(sender) => {
                                 set(&slots, p, Some(sender));
+                                metrics::ownership(topic, p, true);
                                 tracing::info!(partition = p, "took ownership");
                                 break;
                             }
@@ -320,6 +333,7 @@ where
             Ok(GroupEvent::Revoked(partitions)) => {
                 for p in partitions {
                     set(&slots, p, None);
+                    metrics::ownership(topic, p, false);
                     tracing::info!(partition = p, "gave up ownership");
                 }
             }
@@ -328,6 +342,7 @@ where
                 tracing::error!(error = %e, "the ingest group member failed; this instance stops writing");
                 for p in 0..slots.len() as u32 {
                     set(&slots, p, None);
+                    metrics::ownership(topic, p, false);
                 }
                 return;
             }
@@ -343,11 +358,14 @@ fn enqueue<T>(slot: &RwLock<Option<mpsc::Sender<T>>>, job: T) -> Result<(), Comm
     let Some(queue) = queue else {
         return Err(CommandError::NotOwner { owner: None });
     };
-    queue.try_send(job).map_err(|e| match e {
-        mpsc::error::TrySendError::Full(_) => CommandError::Overloaded,
-        // The shard stopped: the partition was revoked while the job was on its way.
-        mpsc::error::TrySendError::Closed(_) => CommandError::NotOwner { owner: None },
-    })
+    queue
+        .try_send(job)
+        .map(|()| metrics::queued(1))
+        .map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => CommandError::Overloaded,
+            // The shard stopped: the partition was revoked while the job was on its way.
+            mpsc::error::TrySendError::Closed(_) => CommandError::NotOwner { owner: None },
+        })
 }
 
 async fn answer(reply: oneshot::Receiver<Result<Ack, CommandError>>) -> Result<Ack, CommandError> {
@@ -358,6 +376,38 @@ async fn answer(reply: oneshot::Receiver<Result<Ack, CommandError>>) -> Result<A
 
 impl CommandHandler for Writer {
     async fn conversation(
+        &self,
+        principal: Principal,
+        conversation: Option<ConversationId>,
+        command: ConversationCommand,
+        correlation: CorrelationId,
+    ) -> Result<Ack, CommandError> {
+        let (kind, started) = (command.name(), Instant::now());
+        let answer = self
+            .decide_conversation(principal, conversation, command, correlation)
+            .await;
+        metrics::answered(kind, started, &answer);
+        answer
+    }
+
+    async fn agent(
+        &self,
+        principal: Principal,
+        agent: AgentId,
+        command: AgentCommand,
+        correlation: CorrelationId,
+    ) -> Result<Ack, CommandError> {
+        let (kind, started) = (command.name(), Instant::now());
+        let answer = self
+            .decide_agent(principal, agent, command, correlation)
+            .await;
+        metrics::answered(kind, started, &answer);
+        answer
+    }
+}
+
+impl Writer {
+    async fn decide_conversation(
         &self,
         principal: Principal,
         conversation: Option<ConversationId>,
@@ -389,7 +439,7 @@ impl CommandHandler for Writer {
         answer(answered).await
     }
 
-    async fn agent(
+    async fn decide_agent(
         &self,
         principal: Principal,
         agent: AgentId,
@@ -413,9 +463,7 @@ impl CommandHandler for Writer {
         )?;
         answer(answered).await
     }
-}
 
-impl Writer {
     /// A fresh conversation id on a partition this instance owns, so that an open without an
     /// id succeeds on whichever instance it reaches: `not_owner` only when it owns none.
     fn new_conversation_id(&self) -> Result<ConversationId, CommandError> {

@@ -179,6 +179,7 @@ impl Shard {
                     Err(_) => break,
                 }
             }
+            crate::metrics::queued(-(batch.len() as i64));
             self.process(batch).await;
         }
         // The writer is going away: leave a snapshot for whoever folds the partition next.

@@ -30,9 +30,7 @@ pub(crate) struct Active {
 /// partitions costs little more than one touching a single partition.
 pub(crate) fn sync_in_parallel(files: &[&Active]) -> Result<()> {
     let sync = |active: &Active| {
-        active
-            .file
-            .sync_data()
+        crate::metrics::fsync(|| active.file.sync_data())
             .map_err(|e| LogError::io("fsync segment", &active.segment.path, e))
     };
     let Some((last, rest)) = files.split_last() else {
@@ -111,9 +109,7 @@ pub(crate) fn write_staged(active: &mut Active) -> Result<()> {
 /// Closes the full segment (written and synced) and starts the next one.
 pub(crate) fn roll(active: &mut Active) -> Result<()> {
     write_staged(active)?;
-    active
-        .file
-        .sync_data()
+    crate::metrics::fsync(|| active.file.sync_data())
         .map_err(|e| LogError::io("fsync segment", &active.segment.path, e))?;
     let path = recovery::create_segment(&active.partition.dir, active.next)?;
     let segment = Arc::new(Segment::new(

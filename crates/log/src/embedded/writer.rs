@@ -293,6 +293,7 @@ impl WriterLoop {
         }
         let c = &self.counters;
         c.groups.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::group_commit(answers.iter().map(|(_, p)| p.len()).sum());
         c.appends.fetch_add(answers.len() as u64, Ordering::Relaxed);
         for (reply, positions) in answers {
             c.records
@@ -372,7 +373,7 @@ impl WriterLoop {
 
     fn sync_all(&mut self) {
         for active in self.active.values_mut().filter(|a| a.unsynced) {
-            if let Err(e) = active.file.sync_data() {
+            if let Err(e) = crate::metrics::fsync(|| active.file.sync_data()) {
                 let reason = format!("fsync {} failed: {e}", active.segment.path.display());
                 tracing::error!(%reason, "log writer failed; appends are refused until restart");
                 self.poisoned = Some(reason);

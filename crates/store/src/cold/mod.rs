@@ -113,10 +113,12 @@ impl Archive {
             .collect();
         let marker: [u8; 16] = digest[16..].try_into().expect("a digest has 32 bytes");
         let bytes = format::encode(&events, marker)?;
+        let size = bytes.len();
         self.objects
             .put(&path, PutPayload::from(bytes))
             .await
             .map_err(backend("write an archive file"))?;
+        crate::metrics::archive_written(size);
         Ok(path.to_string())
     }
 
