@@ -173,6 +173,14 @@ mod tests {
 
     #[test]
     fn this_process_has_cpu_memory_and_descriptors() {
+        // A test process may not have run a clock tick yet: work until it has (or 5 s).
+        let started = std::time::Instant::now();
+        let mut work = 0u64;
+        while read_proc().0 == 0.0 && started.elapsed() < std::time::Duration::from_secs(5) {
+            for i in 0..1_000_000u64 {
+                work = std::hint::black_box(work.wrapping_mul(31).wrapping_add(i));
+            }
+        }
         let (cpu, rss, descriptors) = read_proc();
         assert!(
             cpu > 0.0 && rss > 1e6 && descriptors >= 3.0,

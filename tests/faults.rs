@@ -312,8 +312,11 @@ async fn a_reconnect_storm_ends_with_every_client_holding_exactly_its_events() {
     let data = tempfile::tempdir().unwrap();
     let secrets = data.path().join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
-    std::fs::write(secrets.join("jwt-hs256.key"), STORM_SECRET).unwrap();
-    let server = Server::start(data.path(), &[]);
+    let secret_file = secrets.join("jwt-hs256.key");
+    std::fs::write(&secret_file, STORM_SECRET).unwrap();
+    // A shared secret beside the instance's keys, so the test mints its thousand tokens itself.
+    let secret_setting = format!("auth.jwt_secret_file={}", secret_file.display());
+    let server = Server::start(data.path(), &["--set", &secret_setting]);
     let issuer = TokenIssuer::hs256(STORM_SECRET.as_bytes(), "switchboard", "switchboard");
     let mint = |tenant: &str, role, subject: &str| {
         let principal = Principal::new(

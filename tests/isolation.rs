@@ -194,9 +194,13 @@ async fn exactly_the_allowed_cells_succeed() {
             unlimited.push(format!("query.read_limits.{role}.{field}=1000000.0"));
         }
     }
+    // A shared secret beside the instance's keys (made at start), so the test signs its tokens.
+    let secret_file = data.path().join("secrets/jwt-hs256.key");
+    unlimited.push("--set".to_owned());
+    unlimited.push(format!("auth.jwt_secret_file={}", secret_file.display()));
     let unlimited: Vec<&str> = unlimited.iter().map(String::as_str).collect();
     let server = Server::start(data.path(), &unlimited);
-    let secret = std::fs::read_to_string(data.path().join("secrets/jwt-hs256.key")).unwrap();
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
     let tokens = Tokens {
         own: TokenIssuer::hs256(secret.trim().as_bytes(), "switchboard", "switchboard"),
         foreign: TokenIssuer::hs256(&[0x5a; 32], "elsewhere", "switchboard"),
