@@ -223,6 +223,9 @@ pub struct IngestSettings {
     /// The service token those calls authenticate with: one of `auth.service_tokens` of the
     /// ingest instances, with `all_tenants = true`.
     pub service_token: Option<String>,
+    /// Or the file holding it (made with a random token on first start when missing, mode
+    /// 0600): deployments share it between edges and ingest instances as a secret.
+    pub service_token_file: Option<PathBuf>,
     /// How long a forwarded command may take, retries on other instances included.
     pub deadline_ms: Option<u64>,
     /// Command rates per principal, by role.
@@ -336,7 +339,12 @@ impl AuthConfig {
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceTokenConfig {
-    pub token: String,
+    /// The token itself; or `token_file`, the file holding it (made on first start when
+    /// missing, mode 0600).
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     pub tenant: String,
     pub role: switchboard_events::principal::Role,
     pub subject: String,
@@ -355,8 +363,15 @@ impl std::fmt::Debug for ServiceTokenConfig {
 
 impl ServiceTokenConfig {
     pub fn to_token(&self) -> anyhow::Result<ServiceToken> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), None) => token.clone(),
+            (None, Some(file)) => crate::secrets::read_or_create(file)?,
+            _ => anyhow::bail!(
+                "auth.service_tokens: give each token either `token` or `token_file`, not both"
+            ),
+        };
         Ok(ServiceToken {
-            token: self.token.clone(),
+            token,
             tenant: self.tenant.parse()?,
             role: self.role,
             subject: self.subject.parse()?,
@@ -428,7 +443,9 @@ impl Config {
     pub fn masked_toml(&self) -> anyhow::Result<String> {
         let mut masked = self.clone();
         for token in &mut masked.auth.service_tokens {
-            token.token = MASK.to_owned();
+            if token.token.is_some() {
+                token.token = Some(MASK.to_owned());
+            }
         }
         if masked.ingest.service_token.is_some() {
             masked.ingest.service_token = Some(MASK.to_owned());

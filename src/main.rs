@@ -55,9 +55,16 @@ switchboard run --roles projector,query --config switchboard.toml"
     },
     /// Print the effective configuration (defaults, file, environment, flags), secrets masked.
     #[command(
-        after_help = "Example:\n  switchboard config --config switchboard.toml --set log.backend=kafka"
+        after_help = "Examples:\n  switchboard config --config switchboard.toml --set log.backend=kafka\n  switchboard config --config switchboard.toml --roles edge   # would an edge start?"
     )]
-    Config(ConfigArgs),
+    Config {
+        /// Also check that these roles (separated by commas) can run together in one process
+        /// with this configuration, as `run --roles` would at start.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<Role>,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Sign a development token with this instance's secret.
     #[command(
         after_help = "Example:\n  switchboard token --tenant acme --role agent --subject agent-1"
@@ -132,7 +139,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args, Role::ALL.into_iter().collect()),
         Command::Run { roles, config } => serve(&config, roles.into_iter().collect()),
-        Command::Config(args) => print_config(&args),
+        Command::Config { roles, config } => print_config(&config, roles),
         Command::Token {
             tenant,
             role,
@@ -173,8 +180,11 @@ fn serve(args: &ConfigArgs, roles: BTreeSet<Role>) -> anyhow::Result<()> {
     runtime.block_on(async { roles::run(config, roles, serving::stop_requested()?).await })
 }
 
-fn print_config(args: &ConfigArgs) -> anyhow::Result<()> {
+fn print_config(args: &ConfigArgs, roles: Vec<Role>) -> anyhow::Result<()> {
     let config = args.load()?;
+    if !roles.is_empty() {
+        roles::check(&roles.into_iter().collect(), &config)?;
+    }
     write!(std::io::stdout(), "{}", config.masked_toml()?)?;
     Ok(())
 }

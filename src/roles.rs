@@ -78,11 +78,13 @@ pub fn check(roles: &BTreeSet<Role>, config: &Config) -> anyhow::Result<()> {
     }
     if roles.contains(&Role::Edge)
         && !roles.contains(&Role::Ingest)
-        && (config.ingest.endpoints.is_empty() || config.ingest.service_token.is_none())
+        && (config.ingest.endpoints.is_empty()
+            || (config.ingest.service_token.is_none()
+                && config.ingest.service_token_file.is_none()))
     {
         anyhow::bail!(
             "an edge without the ingest role in its process sends commands over gRPC: set \
-             ingest.endpoints and ingest.service_token"
+             ingest.endpoints and ingest.service_token (or ingest.service_token_file)"
         );
     }
     let all: BTreeSet<Role> = Role::ALL.into_iter().collect();
@@ -525,7 +527,7 @@ impl switchboard_ingest::api::CommandHandler for RouterCommands {
 fn remote_commands(config: &Config) -> anyhow::Result<GrpcCommands> {
     let mut client = GrpcCommandsConfig {
         endpoints: config.ingest.endpoints.clone(),
-        service_token: config.ingest.service_token.clone().unwrap_or_default(),
+        service_token: crate::secrets::ingest_service_token(config)?.unwrap_or_default(),
         ..GrpcCommandsConfig::default()
     };
     if let Some(ms) = config.ingest.deadline_ms {

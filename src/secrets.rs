@@ -102,7 +102,7 @@ pub fn kek(config: &Config) -> anyhow::Result<Arc<dyn KeyWrap>> {
 
 /// The secret in `path` (trimmed), or 32 random bytes in hex written there, mode 0600, in a
 /// private directory.
-fn read_or_create(path: &Path) -> anyhow::Result<String> {
+pub fn read_or_create(path: &Path) -> anyhow::Result<String> {
     if let Ok(text) = std::fs::read_to_string(path) {
         return Ok(text.trim().to_owned());
     }
@@ -157,16 +157,33 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("creating {}", path.display()))
 }
 
+/// The service token an edge or router sends commands to other ingest instances with:
+/// `ingest.service_token`, or the contents of `ingest.service_token_file`.
+pub fn ingest_service_token(config: &Config) -> anyhow::Result<Option<String>> {
+    match (
+        &config.ingest.service_token,
+        &config.ingest.service_token_file,
+    ) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("set ingest.service_token or ingest.service_token_file, not both")
+        }
+        (Some(token), None) => Ok(Some(token.clone())),
+        (None, Some(file)) => Ok(Some(read_or_create(file)?)),
+        (None, None) => Ok(None),
+    }
+}
+
 /// A development token for `principal`, signed with the shared secret when one is
-/// configured, else with the instance's active key. The instance's other secret, the KEK, is
-/// made too when it is a missing file: so the one-off `token` run of a deployment (ops/compose's
-/// `secret` service) makes every secret its roles share.
+/// configured, else with the instance's active key. The instance's other secrets, the KEK and
+/// the ingest service token, are made too when they are missing files: so the one-off `token`
+/// run of a deployment (ops/compose's `secret` service) makes every secret its roles share.
 pub fn issue_token(
     config: &Config,
     principal: &switchboard_events::principal::Principal,
     ttl_seconds: u64,
 ) -> anyhow::Result<String> {
     kek(config)?;
+    ingest_service_token(config)?;
     let auth = &config.auth;
     let issuer = if auth.jwt_secret_file.is_some() {
         TokenIssuer::hs256(&jwt_secret(config)?, &auth.issuer, &auth.audience)

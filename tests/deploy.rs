@@ -518,3 +518,73 @@ fn every_shipped_configuration_file_loads_in_the_binary() {
         );
     }
 }
+
+/// The role sets the deployment files start, each with its deployment's configuration.
+fn deployed_roles() -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    let mut scan = |config: &'static str, file: &str| {
+        for line in read(file).lines() {
+            let Some((_, rest)) = line.split_once("--roles,") else {
+                continue;
+            };
+            let roles = rest.split(',').next().unwrap_or_default();
+            let roles = rest
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|quoted| quoted.split_once('"'))
+                .map_or(roles, |(inside, _)| inside);
+            found.push((config, roles.trim().to_owned()));
+        }
+    };
+    scan("ops/compose/switchboard.toml", "ops/compose/compose.yaml");
+    for entry in std::fs::read_dir(root().join("ops/k8s")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let name = path
+                .strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            scan("ops/k8s/switchboard.toml", &name);
+        }
+    }
+    found
+}
+
+#[test]
+fn every_deployed_role_set_passes_the_start_up_checks_with_its_configuration() {
+    let deployed = deployed_roles();
+    let roles: BTreeSet<&str> = deployed
+        .iter()
+        .flat_map(|(_, roles)| roles.split(','))
+        .collect();
+    for role in ["edge", "ingest", "router", "projector", "archiver", "query"] {
+        assert!(roles.contains(role), "no deployment runs the {role} role");
+    }
+    for (config, roles) in deployed {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["config", "--roles", &roles, "--config"])
+            .arg(root().join(config))
+            .env_remove("SWITCHBOARD_TEST_SCYLLA")
+            .env_remove("SWITCHBOARD_TEST_KAFKA")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "--roles {roles} with {config} would not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_role_check_refuses_a_router_without_ingest() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["config", "--roles", "router", "--config"])
+        .arg(root().join("ops/compose/switchboard.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ingest role"), "{stderr}");
+}
