@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::kafka::Broker;
 use support::{
-    Broker, Load, Server, WsClient, assert_every_ack_once_in_order, follow, history, request,
-    token, try_request,
+    Load, Server, WsClient, assert_every_ack_once_in_order, follow, history, request, token,
+    try_request,
 };
 
 /// Opens a conversation for `customer`, retrying while the write side is not ready yet (a
@@ -148,7 +149,7 @@ async fn follow_throughout(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_under_load_and_restarted_loses_no_ack() {
     let storage = tempfile::tempdir().unwrap();
-    let mut broker = Broker::start(storage.path());
+    let mut broker = Broker::on_disk(storage.path());
     let data = tempfile::tempdir().unwrap();
     let config = broker.config(storage.path());
     let config = config.to_str().unwrap();

@@ -1,5 +1,5 @@
-//! What the distributed tests need outside the product: a tansu broker (`ops/install-tansu.sh`)
-//! on a free loopback port, and a Python with `confluent-kafka` for the analytics consumer,
+//! What the Kafka-backed tests need outside the product: a tansu broker (`ops/install-tansu.sh`)
+//! on a free loopback port, in memory or on storage that survives a kill, and a Python with `confluent-kafka` for the analytics consumer,
 //! installed with pip into a virtual environment under the target directory, once. The same
 //! as `crates/query/tests/analytics.rs` uses, written to be included from any test crate.
 
@@ -24,45 +24,116 @@ fn tansu() -> PathBuf {
         .expect("this test needs the tansu broker: run `bash ops/install-tansu.sh` first")
 }
 
-/// A tansu broker with in-memory storage on a free loopback port, killed on drop.
+/// A tansu broker on a free loopback port, killed on drop: in memory ([`Broker::start`]), or
+/// on sqlite storage in a directory ([`Broker::on_disk`]), which survives a kill and restart.
 pub struct Broker {
-    child: Child,
+    child: Option<Child>,
+    /// Where the sqlite storage and the broker's log live; `None` in memory.
+    storage: Option<PathBuf>,
     pub address: String,
 }
 
 impl Broker {
+    /// A broker with in-memory storage.
     pub fn start() -> Self {
+        Self::launch(None)
+    }
+
+    /// A broker keeping its log in `storage` (tansu's `libsql` feature, `ops/install-tansu.sh`).
+    pub fn on_disk(storage: &Path) -> Self {
+        Self::launch(Some(storage.to_owned()))
+    }
+
+    fn launch(storage: Option<PathBuf>) -> Self {
         // tansu takes its address as a URL and prints none: a port the OS just gave out.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let address = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{address}");
-        let child = Command::new(tansu())
-            .args(["broker", "--storage-engine", "memory://tansu/"])
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+        let mut broker = Self {
+            child: None,
+            storage,
+            address: format!("127.0.0.1:{port}"),
+        };
+        broker.restart();
+        broker
+    }
+
+    /// Starts the broker (again) on its storage and port, and waits until it listens.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the broker is already running");
+        let url = format!("tcp://{}", self.address);
+        let mut command = Command::new(tansu());
+        command
+            .arg("broker")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        match &self.storage {
+            Some(dir) => {
+                let log = std::fs::File::create(dir.join("tansu.log")).unwrap();
+                command.current_dir(dir).stderr(log);
+                command.args(["--storage-engine", "sqlite://tansu.db"]);
+            }
+            None => {
+                command.args(["--storage-engine", "memory://tansu/"]);
+            }
+        }
+        let mut child = command
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .spawn()
             .expect("start tansu");
-        let mut broker = Self { child, address };
         let deadline = Instant::now() + Duration::from_secs(20);
         // A readiness probe bounded in time, not a sleep standing in for synchronisation.
-        while TcpStream::connect(&broker.address).is_err() {
-            assert!(broker.child.try_wait().unwrap().is_none(), "tansu exited");
-            assert!(Instant::now() < deadline, "tansu did not listen within 20s");
+        while TcpStream::connect(&self.address).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = self
+                    .storage
+                    .as_ref()
+                    .and_then(|dir| std::fs::read_to_string(dir.join("tansu.log")).ok())
+                    .unwrap_or_default();
+                panic!(
+                    "tansu exited ({status}) before listening on {} (sqlite storage needs the \
+                     libsql feature: `bash ops/install-tansu.sh`): {log}",
+                    self.address
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {} within 20 s",
+                self.address
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
-        broker
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash of the broker's host: its storage stays as it was.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A configuration file for `serve` on this broker, written into `dir`.
+    pub fn config(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("kafka.toml");
+        // tansu is a broker without transactions, and serves no fetch that starts inside a
+        // multi-record batch: unfenced writes, one record per batch.
+        let toml = format!(
+            "[log]\nbackend = \"kafka\"\n\n[log.kafka]\nbootstrap_servers = \"{}\"\n\
+             allow_unfenced = true\n\n[log.kafka.extra]\n\"batch.num.messages\" = \"1\"\n",
+            self.address
+        );
+        std::fs::write(&path, toml).unwrap();
+        path
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

@@ -151,8 +151,15 @@ pub fn every_listener_on_port_zero() -> Vec<String> {
 
 /// A token of tenant `acme` signed by the instance on `data`.
 pub fn token(data: &Path, role: &str, subject: &str) -> String {
+    issue_token(&["--data-dir", data.to_str().unwrap()], role, subject)
+}
+
+/// A token of tenant `acme` from `switchboard token`, the instance named by `instance`
+/// (`--data-dir DIR` or `--config FILE`).
+pub fn issue_token(instance: &[&str], role: &str, subject: &str) -> String {
     let out = switchboard()
-        .args(["token", "--data-dir", data.to_str().unwrap()])
+        .arg("token")
+        .args(instance)
         .args(["--tenant", "acme", "--role", role, "--subject", subject])
         .output()
         .unwrap();
@@ -516,107 +523,4 @@ pub async fn follow(
             _ => {}
         }
     }
-}
-
-/// A tansu broker that keeps its log in a SQLite file under a directory, so it can be killed
-/// (SIGKILL) and started again on the same storage and port, as a crashed broker restarts.
-pub struct Broker {
-    child: Option<Child>,
-    storage: std::path::PathBuf,
-    pub address: String,
-}
-
-impl Broker {
-    pub fn start(storage: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut broker = Self {
-            child: None,
-            storage: storage.to_owned(),
-            address: format!("127.0.0.1:{port}"),
-        };
-        broker.restart();
-        broker
-    }
-
-    /// Starts the broker (again) on its storage and port, and waits until it listens.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "the broker is already running");
-        let url = format!("tcp://{}", self.address);
-        let log = std::fs::File::create(self.storage.join("tansu.log")).unwrap();
-        let mut child = Command::new(tansu())
-            .current_dir(&self.storage)
-            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("tansu starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(&self.address).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(self.storage.join("tansu.log")).unwrap();
-                panic!(
-                    "tansu exited ({status}) before listening on {}; it needs the libsql feature \
-                     (`bash ops/install-tansu.sh`): {log}",
-                    self.address
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {} within 20 s",
-                self.address
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.child = Some(child);
-    }
-
-    /// SIGKILL, as a crash of the broker's host: its storage stays as it was.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// A configuration file for `serve` on this broker, written into `dir`.
-    pub fn config(&self, dir: &Path) -> std::path::PathBuf {
-        let path = dir.join("kafka.toml");
-        // tansu is a broker without transactions, and serves no fetch that starts inside a
-        // multi-record batch: unfenced writes, one record per batch.
-        let toml = format!(
-            "[log]\nbackend = \"kafka\"\n\n[log.kafka]\nbootstrap_servers = \"{}\"\n\
-             allow_unfenced = true\n\n[log.kafka.extra]\n\"batch.num.messages\" = \"1\"\n",
-            self.address
-        );
-        std::fs::write(&path, toml).unwrap();
-        path
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The tansu binary: on `PATH`, else in cargo's bin directory.
-fn tansu() -> std::path::PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("tansu"))
-        .find(|p| p.is_file());
-    let in_cargo_home = std::env::var_os("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
-        .map(|home| home.join("bin").join("tansu"))
-        .filter(|p| p.is_file());
-    on_path
-        .or(in_cargo_home)
-        .expect("the broker fault tests need tansu: run `bash ops/install-tansu.sh` first")
 }

@@ -120,15 +120,5 @@ impl Node {
 
 /// A token of tenant `acme` signed with the secret the configuration file names.
 pub fn token(config: &Path, role: &str, subject: &str) -> String {
-    let out = switchboard()
-        .args(["token", "--config", config.to_str().unwrap()])
-        .args(["--tenant", "acme", "--role", role, "--subject", subject])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    super::issue_token(&["--config", config.to_str().unwrap()], role, subject)
 }
