@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of tests/fuzz for FUZZ_SECONDS each (default 30) and exits non-zero
 # if any of them finds a crash, a hang (-timeout) or a run past its memory limit
-# (-rss_limit_mb, -malloc_limit_mb). Needs the nightly toolchain and cargo-fuzz
-# (`cargo install cargo-fuzz --locked`). Findings land in tests/fuzz/artifacts/<target>/;
+# (-rss_limit_mb, -malloc_limit_mb). Installs what it needs when it is missing: the nightly
+# toolchain (rustup) and cargo-fuzz. Findings land in tests/fuzz/artifacts/<target>/;
 # the corpus grows in tests/fuzz/corpus/<target>/ (neither is committed).
 #
 #   FUZZ_SECONDS=300 ops/fuzz.sh              # the long run of docs/reliability.md
@@ -16,6 +16,15 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(avro_decoder ws_client_frame http_bodies log_recovery)
 fi
 target_dir="${CARGO_TARGET_DIR:-target}/fuzz"
+
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "ops/fuzz.sh: installing the nightly toolchain" >&2
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --help >/dev/null 2>&1; then
+    echo "ops/fuzz.sh: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked
+fi
 
 cargo +nightly fuzz build --fuzz-dir tests/fuzz -s none --target-dir "$target_dir"
 
