@@ -87,7 +87,7 @@ async fn oversize_frames_and_floods_get_error_frames_and_the_server_stays_fine()
 async fn a_client_that_does_not_read_is_cut_and_a_reader_gets_everything() {
     let backends = Backends::embedded().await;
     let config = EdgeConfig {
-        send_queue: 1024,
+        send_queue: 512,
         ..EdgeConfig::default()
     };
     let edge = edge(&backends, config).await;
@@ -100,11 +100,11 @@ async fn a_client_that_does_not_read_is_cut_and_a_reader_gets_everything() {
     let mut reader = connect(&edge.url(), &staff).await;
     reader.subscribe(&conversation, 0).await;
 
-    // 3000 messages of 16 kB (48 MB), four writers at a time: far more than the socket buffers
-    // and the queue of 1024 hold.
-    const N: u64 = 3000;
+    // 2000 messages of 16 kB (32 MB), four writers at a time: about twice what the loopback
+    // socket buffers (about 10 MB) and the queue of 512 hold.
+    const N: u64 = 2000;
     // The reader keeps up by construction: senders stay at most 256 events ahead of what it
-    // has read, so only the client that reads nothing can fall 1024 frames behind.
+    // has read, so only the client that reads nothing can fall 512 frames behind.
     const AHEAD: u64 = 256;
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = backends.writer.clone();
