@@ -24,40 +24,25 @@ pub type Row = (&'static str, [Outcome; 5], [Outcome; 5]);
 /// opened by `cust-1`. Customers read their own conversations; reports are for supervisors,
 /// auditors and services; export adds supervisors to replay and verify, which are the
 /// auditors' and services'. Another tenant's principals see nothing of it.
+#[rustfmt::skip]
 pub const QUERY: &[Row] = &[
-    // (op, own tenant [C, A, S, U, V], other tenant [C, A, S, U, V])
-    ("/v1/conversations", [Y, Y, Y, Y, Y], [B, B, B, B, B]),
-    ("/v1/conversations/{id}", [Y, Y, Y, Y, Y], [B, B, B, B, B]),
-    (
-        "/v1/conversations/{id}/history",
-        [Y, Y, Y, Y, Y],
-        [B, B, B, B, B],
-    ),
-    (
-        "/v1/conversations/{id}/replay",
-        [F, F, F, Y, Y],
-        [F, F, F, B, B],
-    ),
-    (
-        "/v1/conversations/{id}/verify",
-        [F, F, F, Y, Y],
-        [F, F, F, B, B],
-    ),
-    (
-        "/v1/conversations/{id}/export",
-        [F, F, Y, Y, Y],
-        [F, F, B, B, B],
-    ),
-    ("/v1/replay", [F, F, F, Y, Y], [F, F, F, B, B]),
-    ("/v1/export", [F, F, Y, Y, Y], [F, F, B, B, B]),
-    ("/v1/reports", [F, F, Y, Y, Y], [F, F, B, B, B]),
-    ("History", [Y, Y, Y, Y, Y], [B, B, B, B, B]),
-    ("ListConversations", [Y, Y, Y, Y, Y], [B, B, B, B, B]),
-    ("Summary", [Y, Y, Y, Y, Y], [B, B, B, B, B]),
-    ("Report", [F, F, Y, Y, Y], [F, F, B, B, B]),
-    ("Replay", [F, F, F, Y, Y], [F, F, F, B, B]),
-    ("Replay (tenant)", [F, F, F, Y, Y], [F, F, F, B, B]),
-    ("Verify", [F, F, F, Y, Y], [F, F, F, B, B]),
+    // (operation, own tenant [C, A, S, U, V], other tenant [C, A, S, U, V])
+    ("/v1/conversations",              [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
+    ("/v1/conversations/{id}",         [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
+    ("/v1/conversations/{id}/history", [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
+    ("/v1/conversations/{id}/replay",  [F, F, F, Y, Y],   [F, F, F, B, B]),
+    ("/v1/conversations/{id}/verify",  [F, F, F, Y, Y],   [F, F, F, B, B]),
+    ("/v1/conversations/{id}/export",  [F, F, Y, Y, Y],   [F, F, B, B, B]),
+    ("/v1/replay",                     [F, F, F, Y, Y],   [F, F, F, B, B]),
+    ("/v1/export",                     [F, F, Y, Y, Y],   [F, F, B, B, B]),
+    ("/v1/reports",                    [F, F, Y, Y, Y],   [F, F, B, B, B]),
+    ("History",                        [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
+    ("ListConversations",              [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
+    ("Summary",                        [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
+    ("Report",                         [F, F, Y, Y, Y],   [F, F, B, B, B]),
+    ("Replay",                         [F, F, F, Y, Y],   [F, F, F, B, B]),
+    ("Replay (tenant)",                [F, F, F, Y, Y],   [F, F, F, B, B]),
+    ("Verify",                         [F, F, F, Y, Y],   [F, F, F, B, B]),
 ];
 
 /// The commands of ingest (gRPC `Execute`/`ExecuteAgent`, and the HTTP routes), each on a
@@ -70,33 +55,30 @@ pub const QUERY: &[Row] = &[
 /// tenant's id from the other tenant: ids are scoped by tenant, so it opens a fresh
 /// conversation there. An agent id names an agent of the caller's own tenant, so the agent
 /// commands act on the other tenant's own `agent-1`.
+#[rustfmt::skip]
 pub const COMMANDS: &[Row] = &[
-    // (op, own tenant [C, A, S, U, V], other tenant [C, A, S, U, V])
-    ("open", [Y, Y, Y, F, Y], [Y, Y, Y, F, Y]),
-    ("post_message", [Y, Y, Y, F, Y], [B, B, B, F, B]),
-    ("post_private_note", [F, Y, Y, F, Y], [B, B, B, F, B]),
-    (
-        "post_on_behalf_of_customer",
-        [F, F, F, F, Y],
-        [F, F, F, F, F],
-    ),
-    ("edit_message", [Y, F, F, F, F], [B, B, B, F, B]),
-    ("redact_message", [Y, F, Y, F, Y], [B, B, B, F, B]),
-    ("mark_read", [Y, Y, Y, F, Y], [B, B, B, F, B]),
-    ("assign", [F, F, Y, F, Y], [B, B, B, F, B]),
-    ("transfer", [F, Y, Y, F, Y], [B, B, B, F, B]),
-    ("queue", [F, F, Y, F, Y], [B, B, B, F, B]),
-    ("tag", [F, Y, Y, F, Y], [B, B, B, F, B]),
-    ("untag", [F, Y, Y, F, Y], [B, B, B, F, B]),
-    ("set_priority", [F, Y, Y, F, Y], [B, B, B, F, B]),
-    ("snooze", [F, Y, Y, F, Y], [B, B, B, F, B]),
-    ("resolve", [Y, Y, Y, F, Y], [B, B, B, F, B]),
-    ("reopen", [Y, Y, Y, F, Y], [B, B, B, F, B]),
-    ("rate", [Y, F, F, F, F], [B, B, B, F, B]),
-    ("erase_customer", [F, F, Y, F, Y], [B, B, B, F, B]),
-    ("set_status", [F, Y, Y, F, Y], [F, Y, Y, F, Y]),
-    ("set_capacity", [F, Y, Y, F, Y], [F, Y, Y, F, Y]),
-    ("set_skills", [F, Y, Y, F, Y], [F, Y, Y, F, Y]),
+    // (operation, own tenant [C, A, S, U, V], other tenant [C, A, S, U, V])
+    ("open",                       [Y, Y, Y, F, Y],   [Y, Y, Y, F, Y]),
+    ("post_message",               [Y, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("post_private_note",          [F, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("post_on_behalf_of_customer", [F, F, F, F, Y],   [F, F, F, F, F]),
+    ("edit_message",               [Y, F, F, F, F],   [B, B, B, F, B]),
+    ("redact_message",             [Y, F, Y, F, Y],   [B, B, B, F, B]),
+    ("mark_read",                  [Y, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("assign",                     [F, F, Y, F, Y],   [B, B, B, F, B]),
+    ("transfer",                   [F, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("queue",                      [F, F, Y, F, Y],   [B, B, B, F, B]),
+    ("tag",                        [F, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("untag",                      [F, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("set_priority",               [F, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("snooze",                     [F, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("resolve",                    [Y, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("reopen",                     [Y, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("rate",                       [Y, F, F, F, F],   [B, B, B, F, B]),
+    ("erase_customer",             [F, F, Y, F, Y],   [B, B, B, F, B]),
+    ("set_status",                 [F, Y, Y, F, Y],   [F, Y, Y, F, Y]),
+    ("set_capacity",               [F, Y, Y, F, Y],   [F, Y, Y, F, Y]),
+    ("set_skills",                 [F, Y, Y, F, Y],   [F, Y, Y, F, Y]),
 ];
 
 /// The edge's client frames, each on a session of its own and a conversation of its own as
@@ -106,20 +88,21 @@ pub const COMMANDS: &[Row] = &[
 /// opens, an agent takes and sets its status, the conversation's customer and the tenant's
 /// staff (agents, supervisors, auditors) subscribe, subscribers type. Another tenant's
 /// conversation is not found; a frame the role may never send is forbidden for any id.
+#[rustfmt::skip]
 pub const FRAMES: &[Row] = &[
-    // (op, own tenant [C, A, S, U, V], other tenant [C, A, S, U, V])
-    ("handshake", [Y, Y, Y, Y, Y], [Y, Y, Y, Y, Y]),
-    ("auth", [Y, Y, Y, Y, Y], [Y, Y, Y, Y, Y]),
-    ("open", [Y, F, F, F, F], [Y, F, F, F, F]),
-    ("subscribe", [Y, Y, Y, Y, B], [B, B, B, B, B]),
-    ("unsubscribe", [Y, Y, Y, Y, B], [B, B, B, B, B]),
-    ("send", [Y, Y, Y, F, Y], [B, B, B, F, B]),
-    ("read", [Y, Y, Y, F, Y], [B, B, B, F, B]),
-    ("typing", [Y, Y, Y, Y, B], [B, B, B, B, B]),
-    ("status", [F, Y, F, F, F], [F, Y, F, F, F]),
-    ("take", [F, Y, F, F, F], [F, B, F, F, F]),
-    ("resolve", [Y, Y, Y, F, Y], [B, B, B, F, B]),
-    ("ping", [Y, Y, Y, Y, Y], [Y, Y, Y, Y, Y]),
+    // (operation, own tenant [C, A, S, U, V], other tenant [C, A, S, U, V])
+    ("handshake",   [Y, Y, Y, Y, Y],   [Y, Y, Y, Y, Y]),
+    ("auth",        [Y, Y, Y, Y, Y],   [Y, Y, Y, Y, Y]),
+    ("open",        [Y, F, F, F, F],   [Y, F, F, F, F]),
+    ("subscribe",   [Y, Y, Y, Y, B],   [B, B, B, B, B]),
+    ("unsubscribe", [Y, Y, Y, Y, B],   [B, B, B, B, B]),
+    ("send",        [Y, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("read",        [Y, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("typing",      [Y, Y, Y, Y, B],   [B, B, B, B, B]),
+    ("status",      [F, Y, F, F, F],   [F, Y, F, F, F]),
+    ("take",        [F, Y, F, F, F],   [F, B, F, F, F]),
+    ("resolve",     [Y, Y, Y, F, Y],   [B, B, B, F, B]),
+    ("ping",        [Y, Y, Y, Y, Y],   [Y, Y, Y, Y, Y]),
 ];
 
 /// What `role` (its index in [`ROLES`](super::ROLES)) gets for `op` of `table`.
