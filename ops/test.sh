@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing, then runs every test of
-# the workspace. Works on a fresh machine with nothing but the Rust toolchain.
+# the workspace and fuzzes each target briefly. Works on a fresh machine with nothing but the
+# Rust toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +15,9 @@ bash ops/install-tansu.sh
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 cargo nextest run --workspace --locked --no-fail-fast "$@"
+
+# Then a short run of every fuzz target (its cost: docs/reliability.md). FUZZ_SECONDS=0 skips it.
+fuzz_seconds="${FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" != 0 ]; then
+    FUZZ_SECONDS="$fuzz_seconds" bash ops/fuzz.sh
+fi

@@ -210,7 +210,11 @@ impl<H: CommandHandler> Session<H> {
             ClientFrame::Take {
                 conversation_id, ..
             } => {
-                let Ok(agent_id) = AgentId::new(p.subject.as_str()) else {
+                // The role, not the subject: a supervisor's or a service's subject parses as
+                // an agent id too, and would assign the conversation to no agent at all.
+                let (true, Ok(agent_id)) =
+                    (p.role == Role::Agent, AgentId::new(p.subject.as_str()))
+                else {
                     return self.refuse(
                         reference,
                         "forbidden",

@@ -3,7 +3,8 @@
 //!
 //! - [`embedded::EmbeddedLog`], the default: a durable log in segment files
 //!   under one data directory, with group commit and crash recovery.
-//! - [`kafka::KafkaLog`]: any Kafka-protocol broker through librdkafka.
+//! - `kafka::KafkaLog`: any Kafka-protocol broker through librdkafka (the default
+//!   feature `kafka`; without it the crate builds no C).
 //!
 //! Both place a key on the partition Kafka's murmur2 partitioner picks, so a
 //! conversation lands on the same partition whichever backend wrote it.
@@ -12,6 +13,7 @@
 pub mod embedded;
 mod error;
 pub mod follow;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
 mod port;

@@ -1,6 +1,6 @@
 //! The read models of switchboard behind one port, [`ReadModels`], with an embedded backend
 //! ([`embedded::EmbeddedStore`], one directory, for `switchboard serve`) and a ScyllaDB backend
-//! ([`scylla::ScyllaStore`], for the distributed deployment).
+//! (`scylla::ScyllaStore`, for the distributed deployment; the default feature `scylla`).
 //!
 //! The port speaks the access patterns of the services, not bytes: timeline pages by seq in
 //! both directions, conversation summaries and lists, agent state, the queue, report counters,
@@ -23,6 +23,7 @@ pub mod keywrap;
 pub mod metrics;
 mod port;
 pub mod report;
+#[cfg(feature = "scylla")]
 pub mod scylla;
 pub mod timeline;
 pub mod writer_cache;
