@@ -217,9 +217,12 @@ impl Default for ScyllaSettings {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestSettings {
-    /// gRPC addresses (`http://host:port`) of the ingest instances, for an edge that runs
-    /// without the ingest role in its process.
+    /// gRPC addresses (`http://host:port`, or `https://host:port` with `ca_file`) of the
+    /// ingest instances, for an edge that runs without the ingest role in its process.
     pub endpoints: Vec<String>,
+    /// PEM: the CA certificates that sign the ingest instances' certificates (their
+    /// `listen.tls` with `ingest_grpc = true`). With it, every endpoint is `https://`.
+    pub ca_file: Option<PathBuf>,
     /// The service token those calls authenticate with: one of `auth.service_tokens` of the
     /// ingest instances, with `all_tenants = true`.
     pub service_token: Option<String>,

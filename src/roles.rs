@@ -131,10 +131,12 @@ pub async fn run(
 
     // The write side first: it creates the topics the others follow.
     let mut router_handle = None;
+    let mut writer_handle = None;
     let mut handler = None;
     if has(Role::Ingest) {
         let ready = health.flag("ingest");
         let writer = start_writer(&config, &backends).await?;
+        writer_handle = Some(writer.clone());
         let router = if has(Role::Router) {
             let ready = health.flag("router");
             // Several ingest instances share the tenants: each routes those whose agent
@@ -367,6 +369,16 @@ pub async fn run(
     if let Some(router) = router_handle {
         router.stop().await;
     }
+    // Last of the roles, once nothing sends it commands: what is queued is written, and every
+    // partition's snapshot, so the next start folds no tail.
+    if let Some(writer) = writer_handle {
+        let grace = std::time::Duration::from_millis(config.listen.limits.drain_grace_ms);
+        if tokio::time::timeout(grace, writer.stop()).await.is_err() {
+            tracing::warn!(
+                "the writer did not stop within the drain grace; the next start folds a longer tail"
+            );
+        }
+    }
     backends.shutdown();
     outcome
 }
@@ -527,6 +539,7 @@ impl switchboard_ingest::api::CommandHandler for RouterCommands {
 fn remote_commands(config: &Config) -> anyhow::Result<GrpcCommands> {
     let mut client = GrpcCommandsConfig {
         endpoints: config.ingest.endpoints.clone(),
+        ca_file: config.ingest.ca_file.clone(),
         service_token: crate::secrets::ingest_service_token(config)?.unwrap_or_default(),
         ..GrpcCommandsConfig::default()
     };

@@ -6,9 +6,11 @@
 //! connection builder with its header-read timeout and HTTP/2 keep-alive, a watchdog per
 //! connection for the handshake and idle deadlines, and a deadline on every request body.
 //! The limits are the `[listen.limits]` table ([`Limits`]); `[listen.tls]` ([`crate::tls`])
-//! puts rustls in front of the public listeners.
+//! puts rustls in front of the public listeners. Every gRPC call runs within its client's
+//! `grpc-timeout` ([`deadline`]).
 
 mod connection;
+mod deadline;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -188,14 +190,18 @@ impl Listeners {
         connection::accept(listener, kind, self.limits, tls, router, shutdown)
     }
 
-    /// Serves gRPC services (as one router, unknown methods answering `unimplemented`).
+    /// Serves gRPC services (as one router, unknown methods answering `unimplemented`), each
+    /// call within the deadline its client sent (`grpc-timeout`, [`deadline`]).
     pub fn grpc(
         &self,
         listener: TcpListener,
         routes: tonic::service::Routes,
         shutdown: Shutdown,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        self.serve(listener, Kind::Grpc, routes.into_axum_router(), shutdown)
+        let router = routes
+            .into_axum_router()
+            .layer(axum::middleware::from_fn(deadline::enforce));
+        self.serve(listener, Kind::Grpc, router, shutdown)
     }
 }
 

@@ -1,8 +1,9 @@
 //! TLS on the public listeners: rustls (ring) with the certificate chain and key of two PEM
 //! files named in `[listen.tls]`, reloaded without a restart. A task looks at the files'
 //! modification times every `reload_interval_ms` and, when either changed, loads both and swaps
-//! the certificate every new handshake gets; a pair that does not load (half written, a key
-//! that does not match) is logged and the previous one stays in use.
+//! the certificate every new handshake gets; SIGHUP loads them at once, changed or not. A pair
+//! that does not load (half written, a key that does not match) is logged and the previous one
+//! stays in use.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -10,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::crypto::{CryptoProvider, ring};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -32,8 +34,9 @@ pub struct TlsFiles {
     /// How often the files' modification times are checked.
     #[serde(default = "default_reload_interval_ms")]
     pub reload_interval_ms: u64,
-    /// TLS on ingest gRPC as well. Off by default: an edge in another process reaches ingest
-    /// over plain HTTP/2 (`ingest.endpoints`), for the operator's network.
+    /// TLS on ingest gRPC as well. Off by default, for edges that reach ingest over plain
+    /// HTTP/2 (`http://` in `ingest.endpoints`); with it, they name `https://` endpoints and
+    /// trust the CA of `ingest.ca_file`.
     #[serde(default)]
     pub ingest_grpc: bool,
 }
@@ -51,8 +54,8 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Loads the files (an error names the one that failed) and starts watching them until
-    /// `shutdown`.
+    /// Loads the files (an error names the one that failed) and starts watching them, and
+    /// SIGHUP, until `shutdown`. Call it inside the runtime.
     pub fn start(files: &TlsFiles, shutdown: Shutdown) -> anyhow::Result<Self> {
         let provider = Arc::new(ring::default_provider());
         let loaded = load(&files.cert_file, &files.key_file, &provider)?;
@@ -74,7 +77,8 @@ impl Tls {
             // Browsers open WebSockets over HTTP/1.1.
             websocket: config(&[b"http/1.1"])?,
         };
-        tokio::spawn(watch(files.clone(), provider, resolver, shutdown));
+        let hangup = signal(SignalKind::hangup()).context("handling SIGHUP")?;
+        tokio::spawn(watch(files.clone(), provider, resolver, hangup, shutdown));
         Ok(tls)
     }
 
@@ -131,6 +135,7 @@ async fn watch(
     files: TlsFiles,
     provider: Arc<CryptoProvider>,
     resolver: Arc<Reloading>,
+    mut hangup: Signal,
     shutdown: Shutdown,
 ) {
     let mut seen = modified(&files);
@@ -139,12 +144,13 @@ async fn watch(
     let stopped = shutdown.wait();
     tokio::pin!(stopped);
     loop {
-        tokio::select! {
+        let asked = tokio::select! {
             () = &mut stopped => return,
-            _ = every.tick() => {}
-        }
+            _ = every.tick() => false,
+            _ = hangup.recv() => true,
+        };
         let now = modified(&files);
-        if now == seen {
+        if now == seen && !asked {
             continue;
         }
         match load(&files.cert_file, &files.key_file, &provider) {
@@ -154,7 +160,7 @@ async fn watch(
                     .write()
                     .unwrap_or_else(PoisonError::into_inner) = Arc::new(loaded);
                 seen = now;
-                tracing::info!(cert = %files.cert_file.display(), "TLS certificate reloaded");
+                tracing::info!(cert = %files.cert_file.display(), on_sighup = asked, "TLS certificate reloaded");
             }
             // Kept unseen: tried again next tick, when the writer may have finished.
             Err(e) => tracing::warn!(error = format!("{e:#}"), "TLS certificate not reloaded"),

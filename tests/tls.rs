@@ -1,7 +1,8 @@
 //! TLS on the public listeners of a running `serve`: every one of them speaks TLS only, with
 //! the ALPN its protocol needs (ingest gRPC when `listen.tls.ingest_grpc` says so, as here);
-//! the admin listener stays plain; a replaced certificate is
-//! served to new connections without a restart.
+//! the admin listener stays plain; a replaced certificate is served to new connections
+//! without a restart, on the reload interval or at SIGHUP; the edge's gRPC client
+//! (`GrpcCommands`) sends commands to ingest over TLS, and a client in clear is refused.
 
 mod support;
 
@@ -12,6 +13,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use switchboard_events::conversation::{Channel, Priority};
+use switchboard_events::id::{ClientMsgId, CorrelationId, CustomerId, PrincipalId, TenantId};
+use switchboard_events::principal::{Principal, Role};
+use switchboard_ingest::api::{CommandHandler, GrpcCommands, GrpcCommandsConfig};
+use switchboard_ingest::command::{ConversationCommand, OpenConversation, PostMessage};
 
 use support::{Server, request, self_signed, tls_connect, token};
 
@@ -141,6 +148,147 @@ async fn public_listeners_speak_only_tls_and_a_replaced_certificate_is_served_wi
     assert!(
         matches!(&pong, Message::Text(t) if t.contains("\"pong\"")),
         "{pong:?}"
+    );
+}
+
+/// The flags of `serve` with TLS from the pair in `certs`, ingest gRPC included.
+fn tls_flags(certs: &Path, reload_interval_ms: u64) -> Vec<String> {
+    [
+        format!("listen.tls.cert_file={}", certs.join("cert.pem").display()),
+        format!("listen.tls.key_file={}", certs.join("key.pem").display()),
+        format!("listen.tls.reload_interval_ms={reload_interval_ms}"),
+        "listen.tls.ingest_grpc=true".to_owned(),
+    ]
+    .into_iter()
+    .flat_map(|pair| ["--set".to_owned(), pair])
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_between_intervals() {
+    let data = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, first) = self_signed();
+    install(certs.path(), &cert, &key);
+    // An interval that never comes in the test: only the signal can reload.
+    let flags = tls_flags(certs.path(), 3_600_000);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(data.path(), &flags);
+    let served = |trusted: Vec<_>| {
+        let edge = server.edge.clone();
+        async move {
+            let tls = tls_connect(&edge, &trusted, &[b"http/1.1"]).await.unwrap();
+            tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+        }
+    };
+    assert_eq!(served(vec![first.clone()]).await, first);
+
+    let (cert, key, second) = self_signed();
+    install(certs.path(), &cert, &key);
+    let both = vec![first.clone(), second.clone()];
+    assert_eq!(
+        served(both.clone()).await,
+        first,
+        "no reload before the signal"
+    );
+    server.signal("HUP");
+    let started = Instant::now();
+    while served(both.clone()).await != second {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still the old certificate after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The process lives on: SIGHUP is a reload, not the default's exit.
+    assert_eq!(request(&server.admin, "GET", "/healthz", None, "").0, 200);
+}
+
+const SERVICE_TOKEN: &str = "tls-test-service-token-0123456789abcdef";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_client_sends_commands_to_ingest_over_tls_and_clear_text_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key, _) = self_signed();
+    install(certs.path(), &cert, &key);
+    let config = data.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[auth.service_tokens]]\ntoken = \"{SERVICE_TOKEN}\"\ntenant = \"acme\"\n\
+             role = \"service\"\nsubject = \"edge\"\nall_tenants = true\n"
+        ),
+    )
+    .unwrap();
+    let mut flags = tls_flags(certs.path(), 10_000);
+    flags.extend(["--config".to_owned(), config.display().to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(data.path(), &flags);
+    let port = server.grpc.rsplit(':').next().unwrap();
+    let client = |endpoint: String, ca_file: Option<std::path::PathBuf>| {
+        GrpcCommands::new(GrpcCommandsConfig {
+            endpoints: vec![endpoint],
+            ca_file,
+            service_token: SERVICE_TOKEN.to_owned(),
+            deadline: Duration::from_secs(2),
+            ..GrpcCommandsConfig::default()
+        })
+        .unwrap()
+    };
+    let customer = Principal::new(
+        TenantId::new("acme").unwrap(),
+        Role::Customer,
+        PrincipalId::new("cust-1").unwrap(),
+    );
+    let correlation = || CorrelationId(uuid::Uuid::now_v7());
+    let open = ConversationCommand::Open(OpenConversation {
+        customer_id: CustomerId::new("cust-1").unwrap(),
+        channel: Channel::Web,
+        priority: Priority::Normal,
+        team_id: None,
+        required_skills: vec![],
+        vip: false,
+        attributes: Default::default(),
+        customer_name: None,
+        customer_email: None,
+    });
+
+    // The certificate names localhost: the endpoint does too, and the CA file is the
+    // self-signed certificate itself.
+    let secure = client(
+        format!("https://localhost:{port}"),
+        Some(certs.path().join("cert.pem")),
+    );
+    let opened = secure
+        .conversation(customer.clone(), None, open.clone(), correlation())
+        .await
+        .unwrap();
+    let post = ConversationCommand::PostMessage(PostMessage {
+        client_msg_id: ClientMsgId::new("m1").unwrap(),
+        body: "over TLS".to_owned(),
+        attachments: vec![],
+        private_note: false,
+    });
+    let conversation = Some(opened.stream_id.parse().unwrap());
+    let posted = secure
+        .conversation(customer.clone(), conversation.clone(), post, correlation())
+        .await
+        .unwrap();
+    assert_eq!(opened.seq.0, 1);
+    assert!(posted.seq > opened.seq && !posted.unchanged, "{posted:?}");
+
+    // In clear, the TLS listener takes nothing: the HTTP/2 preface is no ClientHello, the
+    // connection ends in a TLS alert, and the client's HTTP/2 reports the broken protocol.
+    let clear = client(format!("http://{}", server.grpc), None);
+    let refused = clear
+        .conversation(customer, None, open, correlation())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused.code(), "internal" | "unavailable")
+            && refused.to_string().contains(&server.grpc),
+        "{refused}"
     );
 }
 

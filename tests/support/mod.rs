@@ -30,6 +30,8 @@ pub struct Server {
     pub query_grpc: String,
     pub edge: String,
     pub admin: String,
+    /// Reads stderr after the announcement (warnings and errors) until the process ends.
+    stderr: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -84,9 +86,10 @@ impl Server {
             }
         }
         // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let stderr = std::thread::spawn(move || lines.map_while(Result::ok).collect());
         Server {
             child,
+            stderr: Some(stderr),
             http: http.unwrap(),
             grpc: grpc.unwrap(),
             query: query.unwrap(),
@@ -100,6 +103,24 @@ impl Server {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Every line the process wrote to stderr after its announcement; call it once the
+    /// process has ended (it waits for the end of the pipe).
+    pub fn stderr_to_end(&mut self) -> Vec<String> {
+        self.stderr
+            .take()
+            .map(|reader| reader.join().unwrap())
+            .unwrap_or_default()
+    }
+
+    /// Sends the process `signal` (`HUP`, `TERM`, …) by the `kill` command.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIG{signal} reached the server");
     }
 
     /// SIGTERM, as Kubernetes or compose stop a container: how the process exited, and how

@@ -10,11 +10,15 @@
 //! the original seq instead of writing it twice (see `writer/ownership.md`). Every other
 //! answer is the caller's, with the code, kind and message it had on the instance.
 //!
+//! Endpoints named `https://` are reached over TLS (rustls, ring), trusting only the CA
+//! certificates of `ca_file`: the ingest gRPC listener's `listen.tls` with `ingest_grpc`.
+//!
 //! The client authenticates with one service token and sends every command `on_behalf_of`
 //! the principal it was given, so ingest applies that principal's rights; the token must be
 //! of a service that may act for every tenant it serves (`all_tenants` for the edge).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -25,7 +29,7 @@ use switchboard_events::status::StatusKind;
 use thiserror::Error;
 use tokio::time::Instant;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::convert::{AgentRequest, ConversationRequest};
@@ -39,9 +43,13 @@ use crate::error::CommandError;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcCommandsConfig {
-    /// The gRPC endpoints of the ingest instances, e.g. `http://ingest-0:7101`. Order does not
-    /// matter; every instance can be asked about every conversation.
+    /// The gRPC endpoints of the ingest instances, e.g. `http://ingest-0:7101`, or
+    /// `https://ingest-0:7101` with `ca_file`. Order does not matter; every instance can be
+    /// asked about every conversation.
     pub endpoints: Vec<String>,
+    /// PEM: the CA certificates that sign the ingest instances' certificates. With it every
+    /// endpoint must be `https://`, and the server's certificate must name the endpoint's host.
+    pub ca_file: Option<PathBuf>,
     /// The token this process authenticates with: a service of every tenant it serves.
     pub service_token: String,
     /// How long a command may take in all, retries included, before the caller is answered
@@ -62,6 +70,7 @@ impl Default for GrpcCommandsConfig {
         Self {
             // The gRPC listener of `switchboard serve` and `switchboard ingest` by default.
             endpoints: vec!["http://127.0.0.1:7101".to_owned()],
+            ca_file: None,
             service_token: String::new(),
             deadline: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
@@ -73,6 +82,7 @@ impl fmt::Debug for GrpcCommandsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcCommandsConfig")
             .field("endpoints", &self.endpoints)
+            .field("ca_file", &self.ca_file)
             .field("service_token", &"<redacted>")
             .field("deadline", &self.deadline)
             .field("connect_timeout", &self.connect_timeout)
@@ -91,6 +101,8 @@ pub enum ClientConfigError {
     NoToken,
     #[error("the service token is not valid in an HTTP header (visible ASCII only)")]
     BadToken,
+    #[error("the CA certificates of {file} cannot be used: {reason}")]
+    BadCa { file: PathBuf, reason: String },
 }
 
 /// One ingest instance: its address (for messages) and a channel that connects on first use
@@ -133,16 +145,36 @@ impl GrpcCommands {
             .parse()
             .map_err(|_| ClientConfigError::BadToken)?;
         authorization.set_sensitive(true);
+        let tls = config.ca_file.as_deref().map(trusting).transpose()?;
         let targets = config
             .endpoints
             .iter()
             .map(|url| {
-                let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| {
-                    ClientConfigError::BadEndpoint {
-                        endpoint: url.clone(),
-                        reason: e.to_string(),
+                let bad = |reason: String| ClientConfigError::BadEndpoint {
+                    endpoint: url.clone(),
+                    reason,
+                };
+                let mut endpoint =
+                    Endpoint::from_shared(url.clone()).map_err(|e| bad(e.to_string()))?;
+                let secure = endpoint.uri().scheme_str() == Some("https");
+                match (&tls, secure) {
+                    (Some(tls), true) => {
+                        endpoint = endpoint
+                            .tls_config(tls.clone())
+                            .map_err(|e| bad(e.to_string()))?;
                     }
-                })?;
+                    (None, false) => {}
+                    (Some(_), false) => {
+                        return Err(bad(
+                            "ingest.ca_file is set: name the endpoint https://".to_owned()
+                        ));
+                    }
+                    (None, true) => {
+                        return Err(bad(
+                            "an https:// endpoint needs ingest.ca_file, the CA to trust".to_owned(),
+                        ));
+                    }
+                }
                 let channel = endpoint
                     .connect_timeout(config.connect_timeout)
                     .tcp_nodelay(true)
@@ -167,6 +199,19 @@ impl GrpcCommands {
             .insert("authorization", self.authorization.clone());
         request
     }
+}
+
+/// TLS that trusts only the CA certificates in `file`.
+fn trusting(file: &Path) -> Result<ClientTlsConfig, ClientConfigError> {
+    let bad = |reason: String| ClientConfigError::BadCa {
+        file: file.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(bad("no PEM certificate in it".to_owned()));
+    }
+    Ok(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
 }
 
 impl CommandHandler for GrpcCommands {

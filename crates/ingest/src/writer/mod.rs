@@ -15,7 +15,8 @@ mod tests;
 
 use std::sync::Arc;
 
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 use switchboard_events::Topic;
 use switchboard_events::id::{AgentId, ConversationId, CorrelationId};
@@ -24,6 +25,7 @@ use switchboard_events::principal::Principal;
 
 use switchboard_log::{EventLog, GroupEvent, GroupMember, StartAt, TopicSpec};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::api::{Ack, CommandHandler};
 use crate::command::{AgentCommand, ConversationCommand, Limits};
@@ -92,20 +94,36 @@ type Slots<T> = Arc<Vec<RwLock<Option<mpsc::Sender<T>>>>>;
 pub struct Writer {
     conversations: Slots<Job>,
     agents: Slots<AgentJob>,
-    /// The tasks that follow the consumer group, when ownership comes from one.
-    _membership: Option<Arc<Membership>>,
+    running: Arc<Running>,
 }
 
-/// Aborts the group-following tasks when the last handle of the writer goes.
-#[derive(Debug)]
-struct Membership(Vec<tokio::task::JoinHandle<()>>);
+/// The writer's tasks: what [`Writer::stop`] ends and waits for.
+#[derive(Debug, Default)]
+struct Running {
+    /// Set by [`Writer::stop`]: commands are refused from then on.
+    stopping: AtomicBool,
+    /// The tasks that follow the consumer group, when ownership comes from one.
+    membership: Mutex<Vec<JoinHandle<()>>>,
+    /// Every shard task started, conversation and agent alike.
+    shards: Tasks,
+}
 
-impl Drop for Membership {
+/// Shard tasks, shared with whatever starts them (the group followers too).
+type Tasks = Arc<Mutex<Vec<JoinHandle<()>>>>;
+
+/// Aborts the group-following tasks when the last handle of the writer goes without a stop.
+impl Drop for Running {
     fn drop(&mut self) {
-        for task in &self.0 {
+        for task in lock(&self.membership).iter() {
             task.abort();
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Everything a shard needs to be built.
@@ -114,6 +132,7 @@ struct Parts {
     log: Arc<dyn EventLog>,
     keys: Arc<dyn DataKeys>,
     config: WriterConfig,
+    shards: Tasks,
 }
 
 impl Parts {
@@ -127,15 +146,23 @@ impl Parts {
         );
         shard.take_ownership(self.config.fencing).await?;
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
-        tokio::spawn(shard.run(rx));
+        self.spawn(shard.run(rx));
         Ok(tx)
+    }
+
+    /// Starts a shard's task and keeps its handle, forgetting those of shards that ended
+    /// (a revoked partition's).
+    fn spawn(&self, run: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut shards = lock(&self.shards);
+        shards.retain(|task| !task.is_finished());
+        shards.push(tokio::spawn(run));
     }
 
     async fn agent_shard(&self, partition: u32) -> Result<mpsc::Sender<AgentJob>, CommandError> {
         let mut shard = AgentShard::new(partition, self.log.clone(), self.config.limits.clone());
         shard.take_ownership(self.config.fencing).await?;
         let (tx, rx) = mpsc::channel(self.config.queue_depth);
-        tokio::spawn(shard.run(rx));
+        self.spawn(shard.run(rx));
         Ok(tx)
     }
 
@@ -185,7 +212,13 @@ impl Writer {
         keys: Arc<dyn DataKeys>,
         config: WriterConfig,
     ) -> Result<Self, CommandError> {
-        let parts = Parts { log, keys, config };
+        let running = Arc::new(Running::default());
+        let parts = Parts {
+            log,
+            keys,
+            config,
+            shards: running.shards.clone(),
+        };
         let (conversation_partitions, agent_partitions) = parts.topics().await?;
         let conversations = empty_slots(conversation_partitions);
         for partition in 0..conversation_partitions {
@@ -207,7 +240,7 @@ impl Writer {
         Ok(Self {
             conversations,
             agents,
-            _membership: None,
+            running,
         })
     }
 
@@ -221,7 +254,13 @@ impl Writer {
         config: WriterConfig,
         group: &str,
     ) -> Result<Self, CommandError> {
-        let parts = Parts { log, keys, config };
+        let running = Arc::new(Running::default());
+        let parts = Parts {
+            log,
+            keys,
+            config,
+            shards: running.shards.clone(),
+        };
         let (conversation_partitions, agent_partitions) = parts.topics().await?;
         let conversations = empty_slots(conversation_partitions);
         let agents = empty_slots(agent_partitions);
@@ -257,11 +296,43 @@ impl Writer {
                 }
             })),
         ];
+        *lock(&running.membership) = tasks;
         Ok(Self {
             conversations,
             agents,
-            _membership: Some(Arc::new(Membership(tasks))),
+            running,
         })
+    }
+
+    /// Stops writing, for a graceful stop of the process: new commands are refused
+    /// (`unavailable`), the group is no longer followed, every command already queued is
+    /// decided and appended, each conversation partition writes its last snapshot (so the
+    /// next owner folds no tail), and every shard task has ended when this returns. Shared
+    /// by every clone; calling it again returns once the tasks it finds have ended.
+    pub async fn stop(&self) {
+        self.running.stopping.store(true, Ordering::Release);
+        let membership = std::mem::take(&mut *lock(&self.running.membership));
+        for task in &membership {
+            task.abort();
+        }
+        // Ended for certain before the slots are emptied, so none is filled again.
+        for task in membership {
+            let _ = task.await;
+        }
+        // The shards end once their queues are empty and no sender is left.
+        for p in 0..self.conversations.len() as u32 {
+            set(&self.conversations, p, None);
+            metrics::ownership(Topic::Conversations, p, false);
+        }
+        for p in 0..self.agents.len() as u32 {
+            set(&self.agents, p, None);
+        }
+        let shards = std::mem::take(&mut *lock(&self.running.shards));
+        for task in shards {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a writer shard did not end cleanly");
+            }
+        }
     }
 
     /// The partitions of the conversation topic this instance writes now.
@@ -350,7 +421,16 @@ async fn follow_group<T, F, Fut>(
     }
 }
 
-fn enqueue<T>(slot: &RwLock<Option<mpsc::Sender<T>>>, job: T) -> Result<(), CommandError> {
+fn enqueue<T>(
+    running: &Running,
+    slot: &RwLock<Option<mpsc::Sender<T>>>,
+    job: T,
+) -> Result<(), CommandError> {
+    if running.stopping.load(Ordering::Acquire) {
+        return Err(CommandError::Unavailable(
+            "the writer is stopping".to_owned(),
+        ));
+    }
     let queue = slot
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -426,6 +506,7 @@ impl Writer {
         );
         let (reply, answered) = oneshot::channel();
         enqueue(
+            &self.running,
             &self.conversations[partition as usize],
             Job {
                 principal,
@@ -452,6 +533,7 @@ impl Writer {
         );
         let (reply, answered) = oneshot::channel();
         enqueue(
+            &self.running,
             &self.agents[partition as usize],
             AgentJob {
                 principal,

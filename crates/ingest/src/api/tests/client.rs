@@ -489,3 +489,37 @@ async fn the_configuration_is_checked_and_its_token_never_shows() {
         ClientConfigError::BadEndpoint { .. }
     ));
 }
+
+#[tokio::test]
+async fn tls_needs_https_endpoints_and_a_ca_file_that_holds_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let config = |endpoint: &str, ca_file: Option<std::path::PathBuf>| GrpcCommandsConfig {
+        endpoints: vec![endpoint.to_owned()],
+        ca_file,
+        service_token: "edge-token-0123456789abcdef".to_owned(),
+        ..GrpcCommandsConfig::default()
+    };
+    let refused = |c| GrpcCommands::new(c).map(|_| ()).unwrap_err().to_string();
+    let https = refused(config("https://ingest-0:7101", None));
+    assert!(https.contains("needs ingest.ca_file"), "{https}");
+    let not_a_certificate = refused(config("https://ingest-0:7101", Some(not_pem)));
+    assert!(
+        not_a_certificate.contains("no PEM certificate"),
+        "{not_a_certificate}"
+    );
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let clear = refused(config("http://ingest-0:7101", Some(pem)));
+    assert!(clear.contains("name the endpoint https://"), "{clear}");
+    let missing = refused(config(
+        "https://ingest-0:7101",
+        Some(dir.path().join("missing.pem")),
+    ));
+    assert!(missing.contains("missing.pem"), "{missing}");
+}

@@ -289,6 +289,8 @@ async fn erasure_destroys_the_key_only_after_the_event_is_durable() {
 struct FlakyLog {
     inner: Arc<EmbeddedLog>,
     fail_after_write: AtomicBool,
+    /// Appends wait this long before they are written.
+    append_delay_ms: std::sync::atomic::AtomicU64,
     /// The offset every read started at.
     reads_from: std::sync::Mutex<Vec<u64>>,
 }
@@ -298,6 +300,7 @@ impl FlakyLog {
         Self {
             inner,
             fail_after_write: AtomicBool::new(false),
+            append_delay_ms: std::sync::atomic::AtomicU64::new(0),
             reads_from: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -317,6 +320,10 @@ impl EventLog for FlakyLog {
         records: Vec<NewRecord>,
         options: &AppendOptions,
     ) -> switchboard_log::Result<Vec<Position>> {
+        let delay = self.append_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         let written = self.inner.append(topic, records, options).await?;
         if self.fail_after_write.swap(false, Ordering::SeqCst) {
             return Err(switchboard_log::LogError::Invalid {
@@ -414,6 +421,52 @@ async fn a_failed_append_that_was_written_anyway_is_folded_in_not_repeated() {
         .map(|e| e.envelope.seq.0)
         .collect();
     assert_eq!(seqs, vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn a_command_whose_caller_gave_up_after_handing_it_over_is_still_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyLog::new(embedded(dir.path())));
+    let writer = start(flaky.clone(), Arc::new(InMemoryKeys::default())).await;
+    let opened = writer
+        .conversation(customer(), None, open(), correlation())
+        .await
+        .unwrap();
+    let id = ConversationId::new(opened.stream_id).unwrap();
+
+    // The caller's deadline passes while the append is under way: its future is dropped, as
+    // the gRPC deadline and a client that goes away drop it.
+    flaky.append_delay_ms.store(300, Ordering::SeqCst);
+    let send = writer.conversation(
+        customer(),
+        Some(id.clone()),
+        post("c1", "hello"),
+        correlation(),
+    );
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(50), send).await;
+    assert!(
+        gave_up.is_err(),
+        "the append takes longer than the caller waits"
+    );
+    flaky.append_delay_ms.store(0, Ordering::SeqCst);
+
+    // The retry waits behind the handed-over command, and finds it written.
+    let retry = writer
+        .conversation(
+            customer(),
+            Some(id.clone()),
+            post("c1", "hello"),
+            correlation(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((retry.seq, retry.unchanged), (Seq(2), true));
+    let events = history(flaky.as_ref(), &id).await;
+    let posts = events
+        .iter()
+        .filter(|e| matches!(e.payload, ConversationPayload::MessagePosted(_)))
+        .count();
+    assert_eq!(posts, 1, "written once: {events:?}");
 }
 
 #[tokio::test]
@@ -669,7 +722,7 @@ async fn an_open_without_an_id_gets_one_on_a_partition_this_instance_owns() {
     let writer = Writer {
         conversations,
         agents: empty_slots(2),
-        _membership: None,
+        running: Arc::default(),
     };
     for _ in 0..20 {
         let sent = tokio::spawn({
@@ -698,7 +751,7 @@ async fn an_open_without_an_id_gets_one_on_a_partition_this_instance_owns() {
     let owns_nothing = Writer {
         conversations: empty_slots(4),
         agents: empty_slots(2),
-        _membership: None,
+        running: Arc::default(),
     };
     assert_eq!(
         owns_nothing

@@ -180,6 +180,62 @@ async fn a_restart_folds_only_the_tail_after_the_snapshot() {
 }
 
 #[tokio::test]
+async fn a_stopped_writer_finishes_its_queue_and_leaves_a_snapshot_of_the_whole_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(Counted::default());
+    let log = embedded(dir.path());
+    // No snapshot falls due while it runs: only the stop writes one.
+    let writer = start_bounded(log.clone(), keys.clone(), 1_000, 1_000_000).await;
+    let first = fill(&writer, 10).await;
+    assert_eq!(keys.snapshots_written.load(Ordering::SeqCst), 0);
+
+    // Commands queued when the stop begins are decided, appended and answered.
+    let queued: Vec<_> = (0..10)
+        .map(|i| {
+            let writer = writer.clone();
+            tokio::spawn(async move { send(&writer, &format!("c{i}"), post("m2", "more")).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    writer.stop().await;
+    for (i, answer) in queued.into_iter().enumerate() {
+        let ack = answer.await.unwrap().unwrap();
+        assert_eq!((ack.seq, ack.unchanged), (Seq(3), false), "c{i}");
+    }
+    let refused = send(&writer, "c0", post("m3", "late")).await.unwrap_err();
+    assert_eq!(refused.code(), "unavailable");
+    assert_eq!(keys.snapshots_written.load(Ordering::SeqCst), 1);
+    let end = log
+        .offsets(Topic::Conversations.name(), 0)
+        .await
+        .unwrap()
+        .end;
+    log.shutdown();
+    drop(writer);
+    drop(log);
+
+    // The next start folds nothing: the snapshot is of the log's end. The one record read is
+    // the last, which the snapshot names and is checked against.
+    let flaky = Arc::new(FlakyLog::new(embedded(dir.path())));
+    let writer = start_bounded(flaky.clone(), keys.clone(), 1_000, 1_000_000).await;
+    let reads = flaky.reads_from.lock().unwrap().clone();
+    assert!(
+        reads.iter().all(|&from| from + 1 >= end),
+        "nothing before the last record ({end} in all) is read again: {reads:?}"
+    );
+    for (i, sent) in first.iter().enumerate() {
+        let retry = send(&writer, &format!("c{i}"), post("m1", "hello"))
+            .await
+            .unwrap();
+        assert_eq!((retry.seq, retry.unchanged), (sent.seq, true), "c{i}");
+        let again = send(&writer, &format!("c{i}"), post("m2", "more"))
+            .await
+            .unwrap();
+        assert_eq!((again.seq, again.unchanged), (Seq(3), true), "c{i}");
+    }
+}
+
+#[tokio::test]
 async fn a_snapshot_the_log_does_not_prove_is_ignored() {
     // A cache filled against one log, then a writer on another, empty one.
     let keys = Arc::new(Counted::default());
