@@ -32,7 +32,7 @@ pub struct Config {
     pub ingest: IngestSettings,
     #[serde(default)]
     pub projector: ProjectorSettings,
-    /// Log format (`crate::telemetry::TelemetryConfig`).
+    /// Log format and trace export (`crate::telemetry::TelemetryConfig`).
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
 }

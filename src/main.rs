@@ -173,11 +173,17 @@ fn main() -> ExitCode {
 fn serve(args: &ConfigArgs, roles: BTreeSet<Role>) -> anyhow::Result<()> {
     let config = args.load()?;
     roles::check(&roles, &config)?;
-    telemetry::init(&config.telemetry);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async { roles::run(config, roles, serving::stop_requested()?).await })
+    let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+    let telemetry =
+        runtime.block_on(async { telemetry::init(&config.telemetry, &names.join(",")) })?;
+    let served =
+        runtime.block_on(async { roles::run(config, roles, serving::stop_requested()?).await });
+    // The runtime still runs the exporter's connection: the last spans go out now.
+    telemetry.shutdown();
+    served
 }
 
 fn print_config(args: &ConfigArgs, roles: Vec<Role>) -> anyhow::Result<()> {

@@ -58,7 +58,7 @@ impl Role {
         Role::Query,
     ];
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Role::Edge => "edge",
             Role::Ingest => "ingest",
@@ -87,6 +87,7 @@ pub fn check(roles: &BTreeSet<Role>, config: &Config) -> anyhow::Result<()> {
              ingest.endpoints and ingest.service_token (or ingest.service_token_file)"
         );
     }
+    config.telemetry.otlp.check()?;
     let all: BTreeSet<Role> = Role::ALL.into_iter().collect();
     if config.log.backend == LogBackend::Embedded && roles != &all {
         tracing::warn!(

@@ -1,24 +1,98 @@
 //! What the process tells its operator: the log subscriber (text or JSON lines, by
-//! configuration) and the metrics page of the admin listener, which puts the process's own
-//! figures (build, readiness, CPU, memory, descriptors) before every crate's metrics.
-//! `docs/telemetry.md` is the contract for both.
+//! configuration), the trace export (OTLP, when configured) and the metrics page of the admin
+//! listener, which puts the process's own figures (build, readiness, CPU, memory, descriptors)
+//! before every crate's metrics. `docs/telemetry.md` is the contract for all three.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+};
 use serde::{Deserialize, Serialize};
 use switchboard_events::metrics::Exposition;
 use switchboard_log::EventLog;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::serving::{MetricsPage, Shutdown};
 
-/// `[telemetry]`: how the process logs.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+/// `[telemetry]`: how the process logs and where its traces go.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// `text` (the default, for a terminal) or `json` (one object per line, for a collector).
     pub log_format: LogFormat,
+    /// `[telemetry.otlp]`: trace export, off unless an endpoint is set.
+    pub otlp: OtlpConfig,
+}
+
+/// `[telemetry.otlp]`: the services' spans (`docs/telemetry.md` § Traces) exported over
+/// OTLP/gRPC to a collector. Without an `endpoint` no span is made at all.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/gRPC address, e.g. `http://otel-collector:4317`; empty (the
+    /// default) turns tracing off.
+    pub endpoint: String,
+    /// The `service.name` of the spans. Default `switchboard`; the roles a process runs are
+    /// in the `switchboard.roles` resource attribute either way.
+    pub service_name: String,
+    /// The share of new traces kept, 0.0 to 1.0 (default 1.0). A trace that arrives with a
+    /// `traceparent` follows its caller's decision.
+    pub sample_ratio: f64,
+    /// How often finished spans are sent (default 5000 ms); spans still waiting are sent at
+    /// shutdown.
+    pub export_interval_ms: u64,
+    /// How long one export may take before it is abandoned (default 10000 ms).
+    pub timeout_ms: u64,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            service_name: "switchboard".to_owned(),
+            sample_ratio: 1.0,
+            export_interval_ms: 5000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl OtlpConfig {
+    /// Refuses what would fail later, or silently export nothing.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.endpoint.is_empty() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://"),
+            "telemetry.otlp.endpoint {:?} is not a URL such as http://otel-collector:4317",
+            self.endpoint
+        );
+        anyhow::ensure!(
+            !self.endpoint.starts_with("https://"),
+            "telemetry.otlp.endpoint {:?}: TLS to the collector is not built in; reach it over \
+             http:// (a collector or sidecar on the node)",
+            self.endpoint
+        );
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.sample_ratio),
+            "telemetry.otlp.sample_ratio is {}, it must be between 0.0 and 1.0",
+            self.sample_ratio
+        );
+        anyhow::ensure!(
+            self.export_interval_ms > 0 && self.timeout_ms > 0,
+            "telemetry.otlp.export_interval_ms and timeout_ms must be above 0"
+        );
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -29,18 +103,102 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the process's subscriber: `RUST_LOG` filters (default `info`), to standard error.
-pub fn init(config: &TelemetryConfig) {
+/// The trace exporter of the process, when there is one: [`Telemetry::shutdown`] sends what
+/// it still holds.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still waiting and stops the exporter. Call it while the runtime the
+    /// exporter was made in still runs.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "the last spans were not exported");
+        }
+    }
+}
+
+/// Installs the process's subscriber: logs to standard error, filtered by `RUST_LOG` (default
+/// `info`); and, with `[telemetry.otlp] endpoint` set, the services' spans exported over OTLP.
+/// Call it within the tokio runtime the roles run on: the exporter's connection lives there.
+pub fn init(config: &TelemetryConfig, roles: &str) -> anyhow::Result<Telemetry> {
     LazyLock::force(&STARTED);
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    let logs = match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
     }
+    .with_filter(filter);
+    let provider = tracer_provider(&config.otlp, roles)?;
+    // The services' spans are DEBUG, so the log filter leaves them disabled (no span is made)
+    // unless traces are exported; their events at INFO and above become span events.
+    let traces = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("switchboard"))
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                let ours = meta.target().starts_with("switchboard");
+                let level = if meta.is_span() {
+                    tracing::Level::DEBUG
+                } else {
+                    tracing::Level::INFO
+                };
+                ours && *meta.level() <= level
+            }))
+    });
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .context("installing the log subscriber")?;
+    Ok(Telemetry { provider })
+}
+
+/// The OTLP exporter and its batching, or `None` when no endpoint is configured.
+fn tracer_provider(config: &OtlpConfig, roles: &str) -> anyhow::Result<Option<SdkTracerProvider>> {
+    config.check()?;
+    if config.endpoint.is_empty() {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(config.endpoint.clone())
+        .with_timeout(Duration::from_millis(config.timeout_ms))
+        .build()
+        .with_context(|| format!("the OTLP exporter to {}", config.endpoint))?;
+    let batches = BatchConfigBuilder::default()
+        .with_scheduled_delay(Duration::from_millis(config.export_interval_ms))
+        .build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .with_attributes([
+            opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            opentelemetry::KeyValue::new("switchboard.roles", roles.to_owned()),
+            opentelemetry::KeyValue::new("process.pid", i64::from(std::process::id())),
+        ])
+        .build();
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)));
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_span_processor(
+                BatchSpanProcessor::builder(exporter)
+                    .with_batch_config(batches)
+                    .build(),
+            )
+            .with_sampler(sampler)
+            .with_resource(resource)
+            .build(),
+    ))
 }
 
 static STARTED: LazyLock<SystemTime> = LazyLock::new(SystemTime::now);
@@ -164,6 +322,43 @@ fn cpu_seconds(stat: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracing_is_off_unless_an_endpoint_is_set() {
+        let off = TelemetryConfig::default().otlp;
+        assert!(off.endpoint.is_empty());
+        assert!(tracer_provider(&off, "edge").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_otlp_settings_load_from_the_configuration_and_bad_ones_are_refused() {
+        let flags = [
+            "telemetry.otlp.endpoint=http://otel-collector:4317".to_owned(),
+            "telemetry.otlp.sample_ratio=0.25".to_owned(),
+        ];
+        let config = crate::config::load(None, &Vec::new(), &flags).unwrap();
+        let otlp = &config.telemetry.otlp;
+        assert_eq!(otlp.endpoint, "http://otel-collector:4317");
+        assert_eq!((otlp.sample_ratio, otlp.export_interval_ms), (0.25, 5000));
+        otlp.check().unwrap();
+        for (endpoint, ratio, interval) in [
+            ("otel-collector:4317", 1.0, 5000),
+            ("https://otel-collector:4317", 1.0, 5000),
+            ("http://otel-collector:4317", 1.5, 5000),
+            ("http://otel-collector:4317", 1.0, 0),
+        ] {
+            let bad = OtlpConfig {
+                endpoint: endpoint.to_owned(),
+                sample_ratio: ratio,
+                export_interval_ms: interval,
+                ..OtlpConfig::default()
+            };
+            let error = bad.check().unwrap_err().to_string();
+            assert!(error.contains("telemetry.otlp"), "{error}");
+        }
+        let unknown = ["telemetry.otlp.endpoints=http://x:4317".to_owned()];
+        assert!(crate::config::load(None, &Vec::new(), &unknown).is_err());
+    }
 
     #[test]
     fn cpu_time_is_read_after_the_command_name() {

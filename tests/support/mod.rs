@@ -6,6 +6,7 @@
 
 pub mod kafka;
 pub mod node;
+pub mod otlp;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -12,6 +12,8 @@ use switchboard_ingest::api::{Ack, CommandHandler};
 use switchboard_ingest::command::{OpenConversation, PostMessage};
 use switchboard_ingest::{AgentCommand, CommandError, ConversationCommand};
 
+use tracing::Instrument;
+
 use crate::auth;
 use crate::conn::{Closing, Session, TokenClock, role_name};
 use crate::hub::Handle;
@@ -77,7 +79,14 @@ impl<H: CommandHandler> Session<H> {
         self.strikes = 0;
         metrics::received(frame.kind());
         self.received = (read_at, frame.kind());
-        self.dispatch(socket, frame).await;
+        // The root of the frame's trace: its command (run on a lane, in this span) carries it
+        // to ingest, the log, the projector and every edge that delivers the event.
+        let span = tracing::debug_span!(
+            "edge.frame",
+            frame = frame.kind(),
+            tenant = %self.principal.tenant,
+        );
+        self.dispatch(socket, frame).instrument(span).await;
         None
     }
 

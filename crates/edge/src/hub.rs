@@ -292,8 +292,8 @@ impl Hub {
     }
 
     /// Delivers one event of record, found at `offset` of `partition`, to the subscribers of
-    /// its conversation.
-    pub fn deliver(&self, event: &ConversationEvent, partition: u32, offset: u64) {
+    /// its conversation; returns how many frames it queued.
+    pub fn deliver(&self, event: &ConversationEvent, partition: u32, offset: u64) -> usize {
         let envelope = &event.envelope;
         let seq = envelope.seq.0;
         let mut customer_sees = true;
@@ -307,7 +307,7 @@ impl Hub {
             let key = (envelope.tenant_id.clone(), envelope.conversation_id.clone());
             let c = index.conversation(key.clone());
             if seq <= c.last_seq {
-                return; // a redelivery: every subscriber has it already
+                return 0; // a redelivery: every subscriber has it already
             }
             c.last_seq = seq;
             match &event.payload {
@@ -333,7 +333,7 @@ impl Hub {
             targets
         };
         if targets.is_empty() {
-            return;
+            return 0;
         }
         let out = Arc::new(EventOut {
             conversation: envelope.conversation_id.as_str().into(),
@@ -342,14 +342,17 @@ impl Hub {
                 .to_json()
                 .into(),
         });
+        let mut queued = 0;
         for (handle, audience) in targets {
             if audience == Audience::Staff || customer_sees {
                 handle.offer(Outbound::Event(out.clone()));
                 self.delivered.fetch_add(1, Ordering::Relaxed);
                 metrics::sent("event");
                 metrics::delivered();
+                queued += 1;
             }
         }
+        queued
     }
 
     /// Starts following every partition of the conversation topic from its end. Returns once
@@ -378,12 +381,28 @@ async fn follow_partition(hub: Arc<Hub>, mut follow: Follow) {
     let partition = follow.partition();
     loop {
         let record = follow.next().await;
-        match ConversationEvent::decode(&record.value) {
-            Ok(event) => hub.deliver(&event, partition, record.offset),
+        // Continues the trace of the command that wrote the event (disabled when untraced).
+        let span = tracing::debug_span!(
+            "edge.deliver",
+            partition,
+            offset = record.offset,
+            seq = tracing::field::Empty,
+            frames = tracing::field::Empty,
+        );
+        switchboard_log::trace::set_parent(
+            &span,
+            record.header(switchboard_log::trace::TRACEPARENT),
+        );
+        span.in_scope(|| match ConversationEvent::decode(&record.value) {
+            Ok(event) => {
+                let frames = hub.deliver(&event, partition, record.offset);
+                span.record("seq", event.envelope.seq.0);
+                span.record("frames", frames);
+            }
             Err(error) => {
                 hub.pass(partition, record.offset);
                 tracing::warn!(partition, offset = record.offset, %error, "undecodable event skipped by the edge");
             }
-        }
+        });
     }
 }

@@ -10,6 +10,7 @@ use std::hash::Hash;
 
 use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
+use tracing::Instrument;
 
 /// Past this many lanes, those whose last command has finished are forgotten.
 const PRUNE_AT: usize = 64;
@@ -30,7 +31,9 @@ impl<K> Default for Lanes<K> {
 
 impl<K: Hash + Eq> Lanes<K> {
     /// Spawns `work`, to start once every command spawned before it on `lane` has finished.
+    /// It runs in the caller's span, so the command stays in the trace of its frame.
     pub fn spawn(&mut self, lane: K, work: impl Future<Output = ()> + Send + 'static) {
+        let work = work.in_current_span();
         if self.last.len() >= PRUNE_AT {
             self.last
                 .retain(|_, done| matches!(done.try_recv(), Err(TryRecvError::Empty)));

@@ -18,6 +18,7 @@ pub mod kafka;
 pub mod metrics;
 mod port;
 mod record;
+pub mod trace;
 
 #[cfg(test)]
 mod suite;

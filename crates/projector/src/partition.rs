@@ -18,6 +18,8 @@ use switchboard_store::report::{ReportCounters, ReportKey, ReportPartial};
 use switchboard_store::timeline::{Audience, TimelineCursor, TimelineQuery, TimelineRow};
 use switchboard_store::{Batch, ReadModels, StoreError};
 
+use tracing::Instrument;
+
 use crate::fold;
 
 /// A record that could not be projected, and why.
@@ -34,6 +36,9 @@ pub struct Projected {
     pub rejected: Vec<Rejected>,
     /// The checkpoint the batch carries: the offset after the last record of the run.
     pub next_offset: Option<u64>,
+    /// The spans of the traced records folded (none when nobody traces): they end when this
+    /// is dropped, after the batch is in the store.
+    pub spans: Vec<tracing::Span>,
 }
 
 type ConversationKey = (TenantId, ConversationId);
@@ -111,6 +116,17 @@ impl PartitionProjector {
         let mut touched_agents = HashSet::new();
         let from = self.next_offset;
         for record in records.iter().filter(|r| r.offset >= from) {
+            // Continues the trace of the command that wrote the record.
+            let span = tracing::debug_span!(
+                "projector.fold",
+                topic = self.key.source.topic.name(),
+                partition = record.partition,
+                offset = record.offset,
+            );
+            switchboard_log::trace::set_parent(
+                &span,
+                record.header(switchboard_log::trace::TRACEPARENT),
+            );
             let result = match self.key.source.topic {
                 Topic::Conversations => {
                     self.conversation(
@@ -119,10 +135,18 @@ impl PartitionProjector {
                         &mut touched_summaries,
                         &mut touched_partials,
                     )
+                    .instrument(span.clone())
                     .await
                 }
-                Topic::Agents => self.agent(record, &mut touched_agents).await,
+                Topic::Agents => {
+                    self.agent(record, &mut touched_agents)
+                        .instrument(span.clone())
+                        .await
+                }
             };
+            if !span.is_disabled() {
+                out.spans.push(span);
+            }
             match result {
                 Ok(()) => {}
                 Err(Reject::Record(reason)) => out.rejected.push(Rejected {

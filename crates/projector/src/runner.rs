@@ -13,6 +13,7 @@ use switchboard_log::{EventLog, GroupEvent, GroupMember, NewRecord, Record, Star
 use switchboard_store::ReadModels;
 use switchboard_store::checkpoint::LogPartition;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::partition::{PartitionProjector, Projected, Rejected};
 
@@ -252,7 +253,17 @@ impl Projector {
             self.dead_letters(&projected.rejected).await?;
         }
         let started = Instant::now();
-        self.store.apply(&projected.batch).await?;
+        let span = tracing::debug_span!(
+            "projector.commit",
+            topic = self.topic.name(),
+            partition = records.first().map(|r| r.partition),
+            records = records.len(),
+        );
+        // Each traced record's fold links to the commit that made it visible.
+        for fold in &projected.spans {
+            span.follows_from(fold);
+        }
+        self.store.apply(&projected.batch).instrument(span).await?;
         crate::metrics::committed(self.topic, records, started.elapsed());
         if let Some(next) = projected.next_offset {
             projector.committed(next);
@@ -285,7 +296,7 @@ impl Projector {
 /// in headers.
 pub fn dead_letter(topic: Topic, rejected: &Rejected) -> NewRecord {
     let r = &rejected.record;
-    NewRecord::new(r.key.clone(), r.value.clone())
+    let mut letter = NewRecord::new(r.key.clone(), r.value.clone())
         .with_header("switchboard-dead-letter-reason", rejected.reason.as_bytes())
         .with_header("switchboard-origin-topic", topic.name().as_bytes())
         .with_header(
@@ -295,5 +306,10 @@ pub fn dead_letter(topic: Topic, rejected: &Rejected) -> NewRecord {
         .with_header(
             "switchboard-origin-offset",
             r.offset.to_string().into_bytes(),
-        )
+        );
+    // The trace of the command that wrote it, to find the dead letter from the trace.
+    if let Some(traceparent) = r.header(switchboard_log::trace::TRACEPARENT) {
+        letter = letter.with_header(switchboard_log::trace::TRACEPARENT, traceparent);
+    }
+    letter
 }

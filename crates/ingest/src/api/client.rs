@@ -192,11 +192,15 @@ impl GrpcCommands {
         })
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    /// A request with this client's token and, when the caller's span is traced, its
+    /// `traceparent`, so the instance's spans continue the caller's trace.
+    fn request<T>(&self, message: T, trace: Option<&MetadataValue<Ascii>>) -> Request<T> {
         let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", self.authorization.clone());
+        let metadata = request.metadata_mut();
+        metadata.insert("authorization", self.authorization.clone());
+        if let Some(trace) = trace {
+            metadata.insert(switchboard_log::trace::TRACEPARENT, trace.clone());
+        }
         request
     }
 }
@@ -214,6 +218,13 @@ fn trusting(file: &Path) -> Result<ClientTlsConfig, ClientConfigError> {
     Ok(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
 }
 
+/// The caller's trace context as metadata, read once per command (every attempt carries it).
+fn trace_metadata() -> Option<MetadataValue<Ascii>> {
+    switchboard_log::trace::traceparent(&tracing::Span::current())?
+        .parse()
+        .ok()
+}
+
 impl CommandHandler for GrpcCommands {
     async fn conversation(
         &self,
@@ -222,6 +233,7 @@ impl CommandHandler for GrpcCommands {
         command: ConversationCommand,
         correlation: CorrelationId,
     ) -> Result<Ack, CommandError> {
+        let trace = trace_metadata();
         let message = proto::ConversationCommand::from(&ConversationRequest {
             conversation,
             on_behalf_of: Some(principal),
@@ -232,7 +244,7 @@ impl CommandHandler for GrpcCommands {
             .run(|i| {
                 let target = &self.targets[i];
                 let mut client = target.client.clone();
-                let request = self.request(message.clone());
+                let request = self.request(message.clone(), trace.as_ref());
                 async move { acked(&target.url, client.execute(request).await) }
             })
             .await
@@ -245,6 +257,7 @@ impl CommandHandler for GrpcCommands {
         command: AgentCommand,
         correlation: CorrelationId,
     ) -> Result<Ack, CommandError> {
+        let trace = trace_metadata();
         let message = proto::AgentCommand::from(&AgentRequest {
             agent,
             on_behalf_of: Some(principal),
@@ -255,7 +268,7 @@ impl CommandHandler for GrpcCommands {
             .run(|i| {
                 let target = &self.targets[i];
                 let mut client = target.client.clone();
-                let request = self.request(message.clone());
+                let request = self.request(message.clone(), trace.as_ref());
                 async move { acked(&target.url, client.execute_agent(request).await) }
             })
             .await

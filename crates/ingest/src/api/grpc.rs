@@ -37,6 +37,13 @@ fn token(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
         .map_err(|err| ApiError::from(err).to_status())
 }
 
+/// The caller's trace context, when it sent one (the edge's [`super::GrpcCommands`] does).
+fn traceparent(metadata: &MetadataMap) -> Option<&[u8]> {
+    metadata
+        .get(switchboard_log::trace::TRACEPARENT)
+        .map(|v| v.as_bytes())
+}
+
 fn within(message: &impl Message, max: usize) -> Result<(), Status> {
     let len = message.encoded_len();
     if len > max {
@@ -61,7 +68,7 @@ impl<H: CommandHandler, A: Authenticator> Ingest for GrpcIngest<H, A> {
             .map_err(|err| ApiError::from(err).to_status())?;
         let ack = self
             .api
-            .conversation(token, request)
+            .conversation(token, traceparent(&metadata), request)
             .await
             .map_err(|err| err.to_status())?;
         Ok(Response::new(proto::Ack::from(&ack)))
@@ -78,7 +85,7 @@ impl<H: CommandHandler, A: Authenticator> Ingest for GrpcIngest<H, A> {
             AgentRequest::try_from(message).map_err(|err| ApiError::from(err).to_status())?;
         let ack = self
             .api
-            .agent(token, request)
+            .agent(token, traceparent(&metadata), request)
             .await
             .map_err(|err| err.to_status())?;
         Ok(Response::new(proto::Ack::from(&ack)))

@@ -79,19 +79,23 @@ impl<H: CommandHandler, A: Authenticator> Api<H, A> {
             })
     }
 
+    /// Executes a conversation command for the caller of `token`, in a span that continues
+    /// the caller's trace when it sent a `traceparent`.
     pub(crate) async fn conversation(
         &self,
         token: Option<&str>,
+        traceparent: Option<&[u8]>,
         request: ConversationRequest,
     ) -> Result<Ack, ApiError> {
         let principal = self.principal(token, request.on_behalf_of).await?;
         let span = tracing::debug_span!(
-            "command",
-            command = request.command.name(),
+            "ingest.command",
+            kind = request.command.name(),
             tenant = %principal.tenant,
             conversation = request.conversation.as_ref().map(|c| c.as_str()),
             correlation = %request.correlation.0,
         );
+        switchboard_log::trace::set_parent(&span, traceparent);
         let result = self
             .handler
             .conversation(
@@ -109,15 +113,18 @@ impl<H: CommandHandler, A: Authenticator> Api<H, A> {
     pub(crate) async fn agent(
         &self,
         token: Option<&str>,
+        traceparent: Option<&[u8]>,
         request: AgentRequest,
     ) -> Result<Ack, ApiError> {
         let principal = self.principal(token, request.on_behalf_of).await?;
         let span = tracing::debug_span!(
-            "agent_command",
+            "ingest.agent_command",
+            kind = request.command.name(),
             tenant = %principal.tenant,
             agent = request.agent.as_str(),
             correlation = %request.correlation.0,
         );
+        switchboard_log::trace::set_parent(&span, traceparent);
         let result = self
             .handler
             .agent(

@@ -515,6 +515,7 @@ impl Writer {
                 command,
                 correlation,
                 reply,
+                span: tracing::Span::current(),
             },
         )?;
         answer(answered).await

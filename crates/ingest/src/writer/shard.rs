@@ -38,6 +38,8 @@ pub(crate) struct Job {
     pub command: ConversationCommand,
     pub correlation: CorrelationId,
     pub reply: oneshot::Sender<Result<Ack, CommandError>>,
+    /// The caller's span (disabled when nobody traces): the parent of the write's span.
+    pub span: tracing::Span,
 }
 
 /// A conversation as the writer knows it: ids are scoped by tenant, so the same id in two
@@ -208,6 +210,15 @@ impl Shard {
         let mut answers = Vec::with_capacity(batch.len());
         let mut erasures = Vec::new();
         for job in batch {
+            let span = tracing::debug_span!(
+                parent: &job.span,
+                "ingest.write",
+                partition = self.partition,
+                kind = job.command.name(),
+                seq = tracing::field::Empty,
+                offset = tracing::field::Empty,
+            );
+            let first = records.len();
             let answer = self
                 .decide_one(
                     &job,
@@ -218,7 +229,14 @@ impl Shard {
                     &mut erasures,
                 )
                 .await;
-            answers.push((job.reply, answer));
+            // Every record of the command carries its trace, so the projector's and the
+            // edge's spans continue it.
+            if let Some(header) = switchboard_log::trace::header(&span) {
+                for record in &mut records[first..] {
+                    record.headers.push(header.clone());
+                }
+            }
+            answers.push((job.reply, answer, Traced::new(span, first..records.len())));
         }
         if !records.is_empty() {
             let appended = self
@@ -226,7 +244,12 @@ impl Shard {
                 .append(Topic::Conversations.name(), records, &self.append_options())
                 .await;
             match appended {
-                Ok(positions) => self.appended(&positions, written),
+                Ok(positions) => {
+                    for (_, answer, traced) in &answers {
+                        traced.appended(answer, &positions);
+                    }
+                    self.appended(&positions, written)
+                }
                 Err(e) => {
                     let error = if matches!(e, LogError::Fenced { .. }) {
                         tracing::warn!(partition = self.partition, error = %e, "deposed: another writer claimed the partition");
@@ -240,7 +263,7 @@ impl Shard {
                     // latest snapshot and the log before the next batch.
                     self.rebuild |= touched;
                     self.stale = true;
-                    for (reply, answer) in answers {
+                    for (reply, answer, _) in answers {
                         let _ = reply.send(answer.and(Err(error.clone())));
                     }
                     return;
@@ -257,7 +280,7 @@ impl Shard {
             }
             self.key_cache.insert((tenant, customer), None);
         }
-        for (reply, answer) in answers {
+        for (reply, answer, _) in answers {
             let _ = reply.send(answer);
         }
         self.evict().await;
@@ -405,6 +428,31 @@ impl Shard {
             seq,
             unchanged,
             message_id,
+        }
+    }
+}
+
+/// A command's span in the shard and the records it appended in the batch.
+struct Traced {
+    span: tracing::Span,
+    records: std::ops::Range<usize>,
+}
+
+impl Traced {
+    fn new(span: tracing::Span, records: std::ops::Range<usize>) -> Self {
+        Self { span, records }
+    }
+
+    /// Records where the command's last event landed, once the log acknowledged it.
+    fn appended(&self, answer: &Result<Ack, CommandError>, positions: &[Position]) {
+        if self.span.is_disabled() {
+            return;
+        }
+        if let Ok(ack) = answer {
+            self.span.record("seq", ack.seq.0);
+        }
+        if let Some(position) = self.records.clone().last().and_then(|i| positions.get(i)) {
+            self.span.record("offset", position.offset);
         }
     }
 }

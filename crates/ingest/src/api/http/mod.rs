@@ -130,6 +130,13 @@ async fn read_json<T: DeserializeOwned>(
         .map_err(|err| ApiError::invalid(format!("malformed JSON body: {err}")))
 }
 
+/// The caller's trace context, when it sent one.
+fn traceparent(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(switchboard_log::trace::TRACEPARENT)
+        .map(|v| v.as_bytes())
+}
+
 async fn open<H: CommandHandler, A: Authenticator>(
     State(api): State<Api<H, A>>,
     headers: HeaderMap,
@@ -138,7 +145,9 @@ async fn open<H: CommandHandler, A: Authenticator>(
     let token = token(&headers)?;
     let open: json::Open = read_json(&headers, body, api.max_body_bytes()).await?;
     let request = ConversationRequest::try_from(proto::ConversationCommand::from(open))?;
-    let ack = api.conversation(token, request).await?;
+    let ack = api
+        .conversation(token, traceparent(&headers), request)
+        .await?;
     let status = if ack.unchanged {
         StatusCode::OK
     } else {
@@ -158,7 +167,9 @@ async fn conversation<H: CommandHandler, A: Authenticator>(
     let command: json::ConversationCommand =
         read_json(&headers, body, api.max_body_bytes()).await?;
     let request = ConversationRequest::try_from(command.into_proto(id)?)?;
-    let ack = api.conversation(token, request).await?;
+    let ack = api
+        .conversation(token, traceparent(&headers), request)
+        .await?;
     Ok(axum::Json(AckBody::conversation(ack)))
 }
 
@@ -172,7 +183,7 @@ async fn agent<H: CommandHandler, A: Authenticator>(
     let id = path_id(path)?;
     let command: json::AgentCommand = read_json(&headers, body, api.max_body_bytes()).await?;
     let request = AgentRequest::try_from(command.into_proto(id))?;
-    let ack = api.agent(token, request).await?;
+    let ack = api.agent(token, traceparent(&headers), request).await?;
     Ok(axum::Json(AckBody::agent(ack)))
 }
 
