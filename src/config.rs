@@ -312,6 +312,11 @@ pub struct AuthConfig {
     /// with it (`kid: "hs256"`), `switchboard token` signs with it, and it is made (random) on
     /// first start when it does not exist.
     pub jwt_secret_file: Option<PathBuf>,
+    /// The session secret that visitor sessions' refresh secrets and each tenant's
+    /// identity-verification secret derive from: `data_dir/secrets/session.secret` by default,
+    /// made (random) on first start. Every edge and ingest instance of a deployment shares it.
+    #[serde(default)]
+    pub session_secret_file: Option<PathBuf>,
     /// The longest a token may live, per role (`customer_seconds`, `staff_seconds`,
     /// `service_seconds`).
     #[serde(default)]
@@ -410,6 +415,7 @@ impl Default for Config {
                 audience: "switchboard".to_owned(),
                 keys_dir: None,
                 jwt_secret_file: None,
+                session_secret_file: None,
                 max_lifetime: switchboard_events::token::Lifetimes::default(),
                 trusted: Vec::new(),
                 service_tokens: Vec::new(),

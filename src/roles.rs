@@ -9,12 +9,14 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use axum::Json;
 use axum::routing::get;
-use switchboard_edge::{Edge, EdgeConfig, EdgeDeps, LogBus, MemoryBus, SignalBus};
+use switchboard_edge::{Edge, EdgeConfig, EdgeDeps, LogBus, MemoryBus, SessionIssuer, SignalBus};
 use switchboard_events::Topic;
 use switchboard_ingest::admission::Admitting;
+use switchboard_ingest::api::http::admin::Admin;
 use switchboard_ingest::api::{Api, GrpcCommands, GrpcCommandsConfig, JwtOrTokens, StaticTokens};
 use switchboard_ingest::routing::clock::Clock;
 use switchboard_ingest::routing::driver::{self, DriverConfig};
+use switchboard_ingest::tenants::Directory;
 use switchboard_ingest::writer::keys::StoreKeys;
 use switchboard_ingest::writer::{Writer, WriterConfig};
 use switchboard_log::StartAt;
@@ -27,7 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::backends::Backends;
 use crate::config::{Config, LogBackend};
-use crate::secrets::{instance_keys, verifier};
+use crate::secrets::{instance_keys, session_secret, token_issuer, verifier};
 use crate::serving::{self, Health, Kind, Listeners, Shutdown};
 use crate::tls::Tls;
 
@@ -134,10 +136,15 @@ pub async fn run(
     let mut router_handle = None;
     let mut writer_handle = None;
     let mut handler = None;
+    let mut tenants = None;
     if has(Role::Ingest) {
         let ready = health.flag("ingest");
         let writer = start_writer(&config, &backends).await?;
         writer_handle = Some(writer.clone());
+        let directory = Directory::follow(log.clone())
+            .await
+            .context("reading the tenants from the log")?;
+        tenants = Some(directory.clone());
         let router = if has(Role::Router) {
             let ready = health.flag("router");
             // Several ingest instances share the tenants: each routes those whose agent
@@ -165,6 +172,16 @@ pub async fn run(
         } else {
             None
         };
+        // Tenant commands go to the instance whose writer owns the tenant's agent partition.
+        let admin_api = Api::new(
+            Arc::new(RouterCommands {
+                local: writer.clone(),
+                peers: (!config.ingest.endpoints.is_empty())
+                    .then(|| remote_commands(&config))
+                    .transpose()?,
+            }),
+            Arc::new(authenticator(&config)?),
+        );
         let commands = Arc::new(Commands::new(
             writer,
             router.as_ref(),
@@ -185,6 +202,12 @@ pub async fn run(
             http.local_addr()?,
             "/v1/conversations",
         ));
+        announced.push(Line::new(
+            "tenants",
+            "HTTP",
+            http.local_addr()?,
+            "/v1/tenants  (tenants and their settings; /openapi.json)",
+        ));
         let routes =
             tonic::service::Routes::new(switchboard_ingest::api::grpc::service(api.clone()));
         let secure_grpc = config
@@ -198,10 +221,14 @@ pub async fn run(
             listeners.plain()
         };
         tasks.spawn(grpc_listeners.grpc(grpc, routes, stop.clone()));
+        let admin = Admin {
+            directory,
+            sessions: session_secret(&config)?,
+        };
         tasks.spawn(listeners.serve(
             http,
             Kind::Http,
-            switchboard_ingest::api::http::router(api),
+            switchboard_ingest::api::http::router_with_admin(api, admin_api, admin),
             stop.clone(),
         ));
         ready.store(true, Ordering::Release);
@@ -290,6 +317,12 @@ pub async fn run(
                     .context("starting the signal bus")?,
             ),
         };
+        let directory = match tenants.clone() {
+            Some(directory) => directory,
+            None => Directory::follow(log.clone())
+                .await
+                .context("reading the tenants from the log")?,
+        };
         let edge = Edge::new(
             edge_config,
             EdgeDeps {
@@ -300,7 +333,12 @@ pub async fn run(
                 signals,
                 queue: router_handle.as_ref().map(|r| r.subscribe()),
             },
-        );
+        )
+        .with_sessions(SessionIssuer {
+            issuer: token_issuer(&config)?,
+            secret: session_secret(&config)?,
+            directory,
+        });
         let listener = serving::bind(config.listen.edge, "edge WebSocket").await?;
         let address = listener.local_addr()?;
         announced.insert(
@@ -410,6 +448,7 @@ pub fn query_service(config: &Config, backends: &Backends) -> anyhow::Result<Que
     Ok(
         QueryService::new(store, verifier(config)?, &CacheConfig::default())
             .with_sources(sources)
+            .with_log(backends.log.clone())
             .with_read_limits(config.query.read_limits),
     )
 }
@@ -476,8 +515,8 @@ impl Commands {
     }
 }
 
-/// The router's way to the writers: this instance's writer, and for a conversation another
-/// instance owns, the instances of `ingest.endpoints` over gRPC.
+/// The router's (and the admin API's) way to the writers: this instance's writer, and for a
+/// conversation or tenant another instance owns, the instances of `ingest.endpoints` over gRPC.
 #[derive(Debug)]
 struct RouterCommands {
     local: Writer,

@@ -1,5 +1,5 @@
 //! The instance's own secrets under the data directory: its signing keys, the optional shared
-//! HS256 secret and the store's key-encryption keys, each read from its file (made on first
+//! HS256 secret, the session secret of visitor sessions and the store's key-encryption keys, each read from its file (made on first
 //! start when it may be) or given in the configuration; the one verifier every role uses;
 //! development tokens signed with them (`crates/events/src/token.md` is the design). Secret
 //! files are 0600, their directories and the data directory 0700.
@@ -11,6 +11,7 @@ use anyhow::Context;
 use switchboard_events::token::{
     IssuerKeys, Tenants, TokenIssuer, TokenVerifier, now_seconds, parse_jwks,
 };
+use switchboard_events::visitor::SessionSecret;
 use switchboard_ingest::api::KeyDir;
 use switchboard_store::keywrap::{KeyWrap, LocalKek};
 
@@ -157,6 +158,31 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("creating {}", path.display()))
 }
 
+/// The session secret visitor sessions and identity verification derive from
+/// (`switchboard_events::visitor`): `auth.session_secret_file` (`data_dir/secrets/session.secret`
+/// by default), made on first start. Instances that serve the same tenants share the file.
+pub fn session_secret(config: &Config) -> anyhow::Result<SessionSecret> {
+    let path = config
+        .auth
+        .session_secret_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secrets").join("session.secret"));
+    let text = read_or_create(&path)?;
+    SessionSecret::new(text.into_bytes())
+        .with_context(|| format!("reading the session secret in {}", path.display()))
+}
+
+/// The issuer that signs the instance's own tokens: with the shared secret when one is
+/// configured, else with the active key of the instance's keys.
+pub fn token_issuer(config: &Config) -> anyhow::Result<TokenIssuer> {
+    let auth = &config.auth;
+    Ok(if auth.jwt_secret_file.is_some() {
+        TokenIssuer::hs256(&jwt_secret(config)?, &auth.issuer, &auth.audience)
+    } else {
+        TokenIssuer::new(&instance_keys(config)?, &auth.issuer, &auth.audience)
+    })
+}
+
 /// The service token an edge or router sends commands to other ingest instances with:
 /// `ingest.service_token`, or the contents of `ingest.service_token_file`.
 pub fn ingest_service_token(config: &Config) -> anyhow::Result<Option<String>> {
@@ -184,13 +210,8 @@ pub fn issue_token(
 ) -> anyhow::Result<String> {
     kek(config)?;
     ingest_service_token(config)?;
-    let auth = &config.auth;
-    let issuer = if auth.jwt_secret_file.is_some() {
-        TokenIssuer::hs256(&jwt_secret(config)?, &auth.issuer, &auth.audience)
-    } else {
-        TokenIssuer::new(&instance_keys(config)?, &auth.issuer, &auth.audience)
-    };
-    Ok(issuer.issue(principal, now_seconds() + ttl_seconds)?)
+    session_secret(config)?;
+    Ok(token_issuer(config)?.issue(principal, now_seconds() + ttl_seconds)?)
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ fn serve_takes_commands_and_keeps_them_across_a_restart() {
 
     let (status, subjects) = request(&server.query, "GET", "/subjects", None, "");
     assert_eq!(status, 200);
-    assert_eq!(subjects.as_array().unwrap().len(), 19);
+    assert_eq!(subjects.as_array().unwrap().len(), 20);
     drop(server);
 
     let server = start(data.path());

@@ -1,4 +1,5 @@
-//! The operator's and auditor's commands: `replay`, `verify`, `export`, `rebuild`, `archive`.
+//! The operator's and auditor's commands: `replay`, `verify`, `export`, `rebuild`, `archive`,
+//! and `tenant` (the admin API's tenants and settings).
 //!
 //! A thin layer. Offline (`--data-dir`) it opens the backends `serve` writes and calls the very
 //! operations the services run: the query service's replay, verification and export encoder
@@ -10,6 +11,7 @@ mod offline;
 mod online;
 mod progress;
 mod rebuild;
+mod tenant;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -196,6 +198,19 @@ switchboard archive --data-dir ./switchboard-data --set archive.after_days=7"
         #[command(flatten)]
         data: ConfigArgs,
     },
+    /// Create tenants and change their settings, through a running ingest instance's admin
+    /// API. Every change is an event of record: who changed what, when.
+    #[command(
+        subcommand,
+        after_help = concat_help!(
+            "Examples:\n  \
+switchboard tenant create acme --name \"Acme\" --origin https://acme.example --token \"$OPERATOR\"\n  \
+switchboard tenant set acme --set csat=false --token \"$OPERATOR\"\n  \
+switchboard tenant show acme --identity-secret --token \"$OPERATOR\"\n  \
+switchboard tenant list --url http://127.0.0.1:7102 --token \"$OPERATOR\""
+        )
+    )]
+    Tenant(tenant::TenantCommand),
 }
 
 /// Where the data comes from: a data directory (offline) or a running query service (online).
@@ -340,6 +355,7 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
         },
         Command::Rebuild { data, into, force } => rebuild::rebuild(&data, into, force).await,
         Command::Archive { data } => rebuild::archive(&data).await,
+        Command::Tenant(command) => tenant::run(command).await,
     }
 }
 

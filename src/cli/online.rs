@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use switchboard_events::chain;
@@ -31,16 +31,6 @@ pub struct Online {
 
 impl Online {
     pub fn new(target: &Target) -> Result<Self, Failure> {
-        let url = target.url.as_deref().unwrap_or_default();
-        let authority = url
-            .strip_prefix("http://")
-            .ok_or_else(|| {
-                Failure::usage(anyhow::anyhow!(
-                    "--url {url:?} must be http://host:port (the query service's HTTP listener)"
-                ))
-            })?
-            .trim_end_matches('/')
-            .to_owned();
         let token = match (&target.token, &target.token_file) {
             (Some(token), _) => token.clone(),
             (None, Some(file)) => read_token(file)?,
@@ -51,6 +41,24 @@ impl Online {
                 )));
             }
         };
+        Self::at(
+            target.url.as_deref().unwrap_or_default(),
+            token,
+            "the query service's HTTP listener",
+        )
+    }
+
+    /// A service at `url` (`http://host:port`, `listener` says which), asked with `token`.
+    pub fn at(url: &str, token: String, listener: &str) -> Result<Self, Failure> {
+        let authority = url
+            .strip_prefix("http://")
+            .ok_or_else(|| {
+                Failure::usage(anyhow::anyhow!(
+                    "--url {url:?} must be http://host:port ({listener})"
+                ))
+            })?
+            .trim_end_matches('/')
+            .to_owned();
         Ok(Self { authority, token })
     }
 
@@ -77,31 +85,7 @@ impl Online {
 
     /// One GET: the response, or how long the service asks to wait (429).
     async fn get_once(&self, path: &str) -> Result<Result<Response<Incoming>, Duration>, Failure> {
-        let unreachable = |e: &dyn std::fmt::Display| {
-            Failure::io(anyhow::anyhow!(
-                "cannot reach the query service at http://{}: {e}",
-                self.authority
-            ))
-        };
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        tokio::spawn(connection);
-        let request = Request::get(path)
-            .header(hyper::header::HOST, &self.authority)
-            .header(
-                hyper::header::AUTHORIZATION,
-                format!("Bearer {}", self.token),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| Failure::usage(anyhow::anyhow!("building the request: {e}")))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| unreachable(&e))?;
+        let response = self.send(Method::GET, path, None).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(Ok(response));
@@ -130,6 +114,48 @@ impl Online {
         } else {
             Failure::io(error)
         })
+    }
+
+    /// Sends one request (with a JSON body, when given) and answers the response, whatever its
+    /// status.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<&Value>,
+    ) -> Result<Response<Incoming>, Failure> {
+        let unreachable = |e: &dyn std::fmt::Display| {
+            Failure::io(anyhow::anyhow!(
+                "cannot reach http://{}: {e}",
+                self.authority
+            ))
+        };
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(connection);
+        let body = json.map(Value::to_string).unwrap_or_default();
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.authority)
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", self.token),
+            );
+        if json.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| Failure::usage(anyhow::anyhow!("building the request: {e}")))?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| unreachable(&e))
     }
 
     /// Hands each piece of a response body to `each`, failing when the body ends early (the
@@ -253,6 +279,7 @@ fn path(scope: &Scope, what: &str, format: Option<Format>) -> String {
                 to.as_micros()
             )
         }
+        Scope::Settings => format!("/v1/settings/{what}"),
     }
 }
 

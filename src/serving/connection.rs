@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
 use hyper::Request;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -55,8 +57,8 @@ pub(super) async fn accept(
         tokio::select! {
             () = &mut stopped => break,
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of descriptors, or a connection reset before accept: the
                         // listener itself is fine; give the process a moment.
@@ -72,7 +74,7 @@ pub(super) async fn accept(
                 };
                 let _ = stream.set_nodelay(true);
                 connections.spawn(connection(
-                    stream,
+                    (stream, peer),
                     permit,
                     tls.clone(),
                     builder.clone(),
@@ -116,9 +118,10 @@ fn builder(kind: Kind, limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// One connection: TLS, then HTTP until it ends, its deadline passes, or the drain closes it.
+/// One connection (the stream and the client's address): TLS, then HTTP until it ends, its
+/// deadline passes, or the drain closes it.
 async fn connection(
-    stream: TcpStream,
+    (stream, peer): (TcpStream, SocketAddr),
     permit: OwnedSemaphorePermit,
     tls: Option<TlsAcceptor>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -130,7 +133,7 @@ async fn connection(
     match tls {
         None => {
             let io = Held::new(stream, permit);
-            drive(io, &builder, router, activity, stop).await;
+            drive(io, peer, &builder, router, activity, stop).await;
         }
         Some(acceptor) => {
             let handshake = tokio::time::timeout_at(activity.handshake, acceptor.accept(stream));
@@ -138,13 +141,14 @@ async fn connection(
                 return;
             };
             let io = Held::new(stream, permit);
-            drive(io, &builder, router, activity, stop).await;
+            drive(io, peer, &builder, router, activity, stop).await;
         }
     }
 }
 
 async fn drive<IO>(
     io: Held<IO>,
+    peer: SocketAddr,
     builder: &auto::Builder<TokioExecutor>,
     router: Router,
     activity: Arc<Activity>,
@@ -157,7 +161,9 @@ async fn drive<IO>(
         hyper::service::service_fn(move |request: Request<Incoming>| {
             let in_flight = activity.begin();
             let deadline = activity.body_timeout;
-            let request = request.map(|body| Body::new(Bounded::deadline(body, deadline)));
+            let mut request = request.map(|body| Body::new(Bounded::deadline(body, deadline)));
+            // The client's address, for per-address limits (axum's `ConnectInfo`).
+            request.extensions_mut().insert(ConnectInfo(peer));
             let call = tower::Service::call(&mut router.clone(), request);
             async move {
                 let response = call.await?;

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 use switchboard_events::principal::Role;
+use switchboard_events::tenant::TENANT_STREAM;
 use switchboard_ingest::api::proto::{
     self, agent_command, conversation_command as command, ingest_client::IngestClient,
 };
@@ -15,12 +16,14 @@ use super::{Cell, Outcome, ROLES, Tenant, Tokens, Verdicts, cells, query, table,
 
 /// The parts of the matrix, in the order they run (see `main.rs`): the opens, before the
 /// fixtures give `cust-1` more conversations than a customer may hold open; the erasures, after
-/// everything else needs `cust-1`'s data key; the rest in between.
+/// everything else needs `cust-1`'s data key; the rest in between; the tenants' settings last,
+/// once both tenants are created, so that no settings but the defaults govern the rest.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Part {
     Opens,
     Rest,
     Erasures,
+    Tenants,
 }
 
 impl Part {
@@ -28,6 +31,7 @@ impl Part {
         match op {
             "open" => Part::Opens,
             "erase_customer" => Part::Erasures,
+            "configure_tenant" => Part::Tenants,
             _ => Part::Rest,
         }
     }
@@ -90,6 +94,9 @@ pub async fn check(server: &Server, tokens: &Tokens, verdicts: &mut Verdicts, pa
         .filter(|op| Part::of(op) == part)
         .collect();
     let client = client(server).await;
+    if part == Part::Tenants {
+        create_tenants(&client, tokens).await;
+    }
     let surfaces = [("ingest gRPC", "grpc"), ("ingest HTTP", "http")];
     // Every conversation first: an erasure of `cust-1` leaves no key to write theirs with.
     let mut fixtures = HashMap::new();
@@ -138,6 +145,28 @@ pub async fn resolve(client: &IngestClient<Channel>, tokens: &Tokens, id: &str) 
         .unwrap_or_else(|refused| panic!("resolving {id}: {refused}"));
 }
 
+/// Both tenants exist, each created by its own service with default settings.
+async fn create_tenants(client: &IngestClient<Channel>, tokens: &Tokens) {
+    for tenant in super::TENANTS {
+        let create = proto::AgentCommand {
+            agent_id: TENANT_STREAM.to_owned(),
+            command: Some(agent_command::Command::ConfigureTenant(
+                proto::ConfigureTenant {
+                    create: true,
+                    patch_json: json!({"name": tenant_id(tenant)}).to_string(),
+                },
+            )),
+            ..Default::default()
+        };
+        let service = tokens.mint(Role::Service, tenant, super::TokenKind::Valid);
+        client
+            .clone()
+            .execute_agent(authorized(create, &service))
+            .await
+            .unwrap_or_else(|refused| panic!("creating {}: {refused}", tenant_id(tenant)));
+    }
+}
+
 /// `agent-1` comes online, so that the router leaves it the conversations it is given (it
 /// would queue those of an offline agent again).
 pub async fn agent_online(client: &IngestClient<Channel>, tokens: &Tokens) {
@@ -159,7 +188,10 @@ pub async fn agent_online(client: &IngestClient<Channel>, tokens: &Tokens) {
 /// `cust-1`'s, with a message of `cust-1`'s, assigned to `agent-1` (but for `take`), and
 /// resolved for `reopen` and `rate`.
 pub async fn lay(client: &IngestClient<Channel>, tokens: &Tokens, id: String, op: &str) -> Fixture {
-    if matches!(op, "open" | "handshake" | "auth" | "status" | "ping") {
+    if matches!(
+        op,
+        "open" | "handshake" | "auth" | "status" | "ping" | "configure_tenant"
+    ) {
         return Fixture {
             conversation: id,
             message: String::new(),
@@ -264,6 +296,16 @@ async fn grpc(
         "set_skills" => Some(agent(agent_command::Command::SetSkills(proto::Skills {
             skills: vec!["billing".to_owned()],
         }))),
+        "configure_tenant" => Some(proto::AgentCommand {
+            agent_id: TENANT_STREAM.to_owned(),
+            command: Some(agent_command::Command::ConfigureTenant(
+                proto::ConfigureTenant {
+                    create: false,
+                    patch_json: json!({"name": unique(cell)}).to_string(),
+                },
+            )),
+            ..Default::default()
+        }),
         _ => None,
     };
     if let Some(command) = agent_command {
@@ -394,9 +436,18 @@ fn http(server: &Server, cell: &Cell, fixture: &Fixture, token: &str) -> Outcome
             json!({"type": "set_capacity", "max_conversations": 5}),
         ),
         "set_skills" => (agent, json!({"type": "set_skills", "skills": ["billing"]})),
+        "configure_tenant" => (
+            format!("/v1/tenants/{}/settings", tenant_id(cell.tenant)),
+            json!({"name": unique(cell)}),
+        ),
         other => panic!("{other} is no command of the matrix"),
     };
-    match try_request_text(&server.http, "POST", &path, Some(token), &body.to_string()) {
+    let method = if cell.op == "configure_tenant" {
+        "PATCH"
+    } else {
+        "POST"
+    };
+    match try_request_text(&server.http, method, &path, Some(token), &body.to_string()) {
         Some((200..=299, _)) => Outcome::Allowed,
         Some((404, _)) => Outcome::Blind,
         Some((403, _)) => Outcome::Forbidden,

@@ -255,7 +255,7 @@ async fn exactly_the_allowed_cells_succeed() {
     let mut verdicts = Verdicts::default();
     // The reads first, while the own tenant has exactly one conversation (the reports count it).
     query::check(&server, &tokens, &mut verdicts).await;
-    for part in [Part::Opens, Part::Rest, Part::Erasures] {
+    for part in [Part::Opens, Part::Rest, Part::Erasures, Part::Tenants] {
         commands::check(&server, &tokens, &mut verdicts, part).await;
         edge::check(&server, &tokens, &mut verdicts, part).await;
     }

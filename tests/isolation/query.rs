@@ -17,7 +17,7 @@ use switchboard_events::principal::Role;
 pub const PUBLIC_ROUTES: [&str; 2] = ["/healthz", "/openapi.json"];
 
 /// The request each route of the table is asked with (`{c}` is the conversation).
-const REQUESTS: [(&str, &str); 9] = [
+const REQUESTS: [(&str, &str); 10] = [
     ("/v1/conversations", "/v1/conversations?limit=50"),
     ("/v1/conversations/{id}", "/v1/conversations/{c}"),
     (
@@ -39,6 +39,7 @@ const REQUESTS: [(&str, &str); 9] = [
     ("/v1/replay", "/v1/replay?from=0&to=9000000000000000"),
     ("/v1/export", "/v1/export?from=0&to=9000000000000000"),
     ("/v1/reports", "/v1/reports?from=2026-01-01&to=2026-12-31"),
+    ("/v1/settings/replay", "/v1/settings/replay"),
 ];
 
 const METHODS: [&str; 7] = [

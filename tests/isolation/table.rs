@@ -23,7 +23,8 @@ pub type Row = (&'static str, [Outcome; 5], [Outcome; 5]);
 /// The query service, HTTP routes and gRPC methods, on one conversation of the own tenant
 /// opened by `cust-1`. Customers read their own conversations; reports are for supervisors,
 /// auditors and services; export adds supervisors to replay and verify, which are the
-/// auditors' and services'. Another tenant's principals see nothing of it.
+/// auditors' and services'. Another tenant's principals see nothing of it. The settings
+/// replay is the auditors' and names no conversation: blind to it in either tenant.
 #[rustfmt::skip]
 pub const QUERY: &[Row] = &[
     // (operation, own tenant [C, A, S, U, V], other tenant [C, A, S, U, V])
@@ -36,6 +37,7 @@ pub const QUERY: &[Row] = &[
     ("/v1/replay",                     [F, F, F, Y, Y],   [F, F, F, B, B]),
     ("/v1/export",                     [F, F, Y, Y, Y],   [F, F, B, B, B]),
     ("/v1/reports",                    [F, F, Y, Y, Y],   [F, F, B, B, B]),
+    ("/v1/settings/replay",            [F, F, F, B, B],   [F, F, F, B, B]),
     ("History",                        [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
     ("ListConversations",              [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
     ("Summary",                        [Y, Y, Y, Y, Y],   [B, B, B, B, B]),
@@ -54,7 +56,9 @@ pub const QUERY: &[Row] = &[
 /// and then only within their tenant — reads the same for any id (`F`). `open` names the own
 /// tenant's id from the other tenant: ids are scoped by tenant, so it opens a fresh
 /// conversation there. An agent id names an agent of the caller's own tenant, so the agent
-/// commands act on the other tenant's own `agent-1`.
+/// commands act on the other tenant's own `agent-1`, and `configure_tenant` (a change of the
+/// settings; tenant admins and the operator only) on the caller's own tenant, as the gRPC
+/// command always does.
 #[rustfmt::skip]
 pub const COMMANDS: &[Row] = &[
     // (operation, own tenant [C, A, S, U, V], other tenant [C, A, S, U, V])
@@ -79,6 +83,7 @@ pub const COMMANDS: &[Row] = &[
     ("set_status",                 [F, Y, Y, F, Y],   [F, Y, Y, F, Y]),
     ("set_capacity",               [F, Y, Y, F, Y],   [F, Y, Y, F, Y]),
     ("set_skills",                 [F, Y, Y, F, Y],   [F, Y, Y, F, Y]),
+    ("configure_tenant",           [F, F, Y, F, Y],   [F, F, Y, F, Y]),
 ];
 
 /// The edge's client frames, each on a session of its own and a conversation of its own as

@@ -3,8 +3,10 @@
 //! (`switchboard_events::token`, `token.md`: trusted issuers, each bound to its tenants).
 
 use axum::http::HeaderMap;
+use switchboard_events::id::TenantId;
 use switchboard_events::principal::Principal;
 use switchboard_events::token::TokenVerifier;
+use switchboard_ingest::tenants::Directory;
 
 use crate::config::EdgeConfig;
 use crate::protocol::{BEARER_PREFIX, SUBPROTOCOL_V1};
@@ -64,11 +66,15 @@ pub struct Authenticated {
 pub fn authenticate(
     verifier: &TokenVerifier,
     config: &EdgeConfig,
+    tenants: Option<&Directory>,
     token: &str,
     origin: Option<&str>,
 ) -> Result<Authenticated, AuthFailure> {
     let authenticated = verify(verifier, token)?;
-    check_origin(config, authenticated.principal.tenant.as_str(), origin)?;
+    let tenant = &authenticated.principal.tenant;
+    if !origin_allowed(config, tenants, tenant, origin) {
+        return Err(AuthFailure::Origin(origin.unwrap_or_default().to_owned()));
+    }
     Ok(authenticated)
 }
 
@@ -94,22 +100,43 @@ pub fn verify(verifier: &TokenVerifier, token: &str) -> Result<Authenticated, Au
     })
 }
 
+/// Whether a browser page of `origin` may connect for `tenant` (no Origin: not a browser, so
+/// yes). A tenant with a record allows the origins of its settings, as they stand now, and the
+/// deployment's own (the list under `"*"`, where the edge serves the widget page that sites
+/// frame); a tenant without one, those of the static configuration: its own list, else the
+/// list under `"*"`.
+pub fn origin_allowed(
+    config: &EdgeConfig,
+    tenants: Option<&Directory>,
+    tenant: &TenantId,
+    origin: Option<&str>,
+) -> bool {
+    let Some(origin) = origin else { return true };
+    let listed = |key: &str| {
+        config
+            .allowed_origins
+            .get(key)
+            .map(|list| list.iter().any(|o| o == "*" || o == origin))
+    };
+    if let Some(record) = tenants.and_then(|t| t.get(tenant)) {
+        return record.settings.allows_origin(origin) || listed("*").unwrap_or(false);
+    }
+    listed(tenant.as_str())
+        .or_else(|| listed("*"))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
 fn check_origin(
     config: &EdgeConfig,
     tenant: &str,
     origin: Option<&str>,
 ) -> Result<(), AuthFailure> {
-    let Some(origin) = origin else { return Ok(()) };
-    // A tenant's own list, else the list under "*" that applies to every tenant.
-    let allowed = config
-        .allowed_origins
-        .get(tenant)
-        .or_else(|| config.allowed_origins.get("*"))
-        .is_some_and(|list| list.iter().any(|o| o == "*" || o == origin));
-    if allowed {
+    let tenant = TenantId::new(tenant).expect("a valid tenant id");
+    if origin_allowed(config, None, &tenant, origin) {
         Ok(())
     } else {
-        Err(AuthFailure::Origin(origin.to_owned()))
+        Err(AuthFailure::Origin(origin.unwrap_or_default().to_owned()))
     }
 }
 
@@ -159,5 +186,36 @@ mod tests {
             check_origin(&config, "acme", Some("https://ui.example")).is_err(),
             "a tenant's own list wins"
         );
+    }
+
+    #[test]
+    fn a_tenant_with_a_record_allows_the_origins_of_its_settings() {
+        let mut config = EdgeConfig::default();
+        config
+            .allowed_origins
+            .insert("*".into(), vec!["https://ui.example".into()]);
+        let directory = Directory::default();
+        for (event, _) in switchboard_events::fixtures::tenant_history() {
+            directory.apply(&event);
+        }
+        config
+            .allowed_origins
+            .insert("acme".into(), vec!["https://old.example".into()]);
+        let acme = switchboard_events::fixtures::tenant();
+        let allowed = |origin| origin_allowed(&config, Some(&directory), &acme, Some(origin));
+        assert!(allowed("https://acme.example"));
+        assert!(
+            !allowed("https://old.example"),
+            "the record, not the static list"
+        );
+        assert!(allowed("https://ui.example"), "the deployment's own pages");
+        assert!(!allowed("https://evil.example"));
+        let globex = TenantId::new("globex").unwrap();
+        assert!(origin_allowed(
+            &config,
+            Some(&directory),
+            &globex,
+            Some("https://ui.example")
+        ));
     }
 }

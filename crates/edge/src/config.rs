@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sessions::SessionsConfig;
+
 /// A token bucket's shape: `per_second` sustained, `burst` at once.
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +84,8 @@ pub struct EdgeConfig {
     /// How long a draining server gives clients before it closes their sockets.
     #[serde(rename = "drain_grace_ms", with = "millis")]
     pub drain_grace: Duration,
+    /// Visitor sessions (`POST /v1/sessions`): token lifetime and rate limits.
+    pub sessions: SessionsConfig,
 }
 
 impl Default for EdgeConfig {
@@ -112,6 +116,7 @@ impl Default for EdgeConfig {
             history_consumer: "projector".to_owned(),
             presence_lease: Duration::from_secs(30),
             drain_grace: Duration::from_secs(5),
+            sessions: SessionsConfig::default(),
         }
     }
 }

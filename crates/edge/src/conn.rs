@@ -64,7 +64,15 @@ pub(crate) async fn run<H: CommandHandler>(
     let authenticated = token
         .as_deref()
         .ok_or(auth::AuthFailure::Token)
-        .and_then(|t| auth::authenticate(&shared.verifier, &shared.config, t, origin.as_deref()));
+        .and_then(|t| {
+            auth::authenticate(
+                &shared.verifier,
+                &shared.config,
+                shared.tenants.as_ref(),
+                t,
+                origin.as_deref(),
+            )
+        });
     let ending = match authenticated {
         Ok(authenticated) => serve(&mut socket, shared, authenticated).await,
         Err(failure) => {

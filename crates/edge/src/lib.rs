@@ -24,10 +24,12 @@ mod recency;
 mod render;
 mod resume;
 mod server;
+mod sessions;
 mod signals;
 mod subscribe;
 mod ui;
 
 pub use config::{EdgeConfig, Rate};
 pub use server::{Drain, Edge, EdgeDeps, EdgeError};
+pub use sessions::{SessionIssuer, SessionsConfig};
 pub use signals::{LogBus, MemoryBus, SIGNALS_TOPIC, Signal, SignalBus};

@@ -10,10 +10,11 @@ use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use switchboard_events::token::TokenVerifier;
 use switchboard_ingest::api::CommandHandler;
 use switchboard_ingest::routing::QueueSignal;
+use switchboard_ingest::tenants::Directory;
 use switchboard_log::{EventLog, LogError};
 use switchboard_store::ReadModels;
 use tokio::net::TcpListener;
@@ -24,6 +25,7 @@ use crate::config::EdgeConfig;
 use crate::hub::Hub;
 use crate::limits::TenantLimits;
 use crate::protocol::SUBPROTOCOL_V1;
+use crate::sessions::{SessionIssuer, Sessions};
 use crate::signals::{Signal, SignalBus};
 use crate::{conn, presence};
 
@@ -62,6 +64,8 @@ pub enum EdgeError {
 
 pub(crate) struct Shared<H> {
     pub config: Arc<EdgeConfig>,
+    /// The tenants with records: their allowed origins.
+    pub tenants: Option<Directory>,
     pub verifier: TokenVerifier,
     pub commands: Arc<H>,
     pub store: Arc<dyn ReadModels>,
@@ -77,6 +81,7 @@ pub(crate) struct Shared<H> {
 pub struct Edge<H> {
     config: EdgeConfig,
     deps: EdgeDeps<H>,
+    sessions: Option<SessionIssuer>,
 }
 
 impl<H> std::fmt::Debug for Edge<H> {
@@ -89,7 +94,18 @@ impl<H> std::fmt::Debug for Edge<H> {
 
 impl<H: CommandHandler> Edge<H> {
     pub fn new(config: EdgeConfig, deps: EdgeDeps<H>) -> Self {
-        Self { config, deps }
+        Self {
+            config,
+            deps,
+            sessions: None,
+        }
+    }
+
+    /// Serves visitor sessions (`POST /v1/sessions`) for the tenants of the issuer's
+    /// directory, and checks their connections' Origin against their settings.
+    pub fn with_sessions(mut self, sessions: SessionIssuer) -> Self {
+        self.sessions = Some(sessions);
+        self
     }
 
     /// Starts the edge's background tasks (log tail, signals) and gives its routes — the
@@ -97,7 +113,11 @@ impl<H: CommandHandler> Edge<H> {
     /// The caller serves the router on a listener of its own (the binary's, with its limits
     /// and TLS) and runs the drain beside it.
     pub async fn start(self) -> Result<(Router, Drain), EdgeError> {
-        let Self { config, deps } = self;
+        let Self {
+            config,
+            deps,
+            sessions,
+        } = self;
         let hub = Arc::new(Hub::new(deps.store.clone(), config.hub_idle_conversations));
         hub.follow(deps.log.clone()).await?;
         tokio::spawn(presence::dispatch(
@@ -111,9 +131,25 @@ impl<H: CommandHandler> Edge<H> {
         let (stop, stopped) = watch::channel(false);
         let (alive, gone) = mpsc::channel::<()>(1);
         let grace = config.drain_grace;
+        let config = Arc::new(config);
+        let session_routes = sessions.as_ref().map(|issuer| {
+            let sessions = Sessions::new(
+                issuer.clone(),
+                deps.verifier.clone(),
+                config.sessions,
+                config.clone(),
+            );
+            Router::new()
+                .route(
+                    "/v1/sessions",
+                    post(crate::sessions::start).options(crate::sessions::preflight),
+                )
+                .with_state(Arc::new(sessions))
+        });
         let shared = Arc::new(Shared {
             tenant_limits: TenantLimits::new(config.tenant_rate),
-            config: Arc::new(config),
+            tenants: sessions.map(|s| s.directory),
+            config,
             verifier: deps.verifier,
             commands: deps.commands,
             store: deps.store,
@@ -123,11 +159,14 @@ impl<H: CommandHandler> Edge<H> {
             next_connection: AtomicU64::new(1),
             alive,
         });
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/v1/ws", get(upgrade::<H>))
             .route("/healthz", get(|| async { "ok" }))
             .merge(crate::ui::routes(&shared.config)?)
             .with_state(shared);
+        if let Some(routes) = session_routes {
+            app = app.merge(routes);
+        }
         Ok((app, Drain { stop, gone, grace }))
     }
 

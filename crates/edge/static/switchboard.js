@@ -34,6 +34,12 @@ class Switchboard {
         this.last.set(frame.conversation_id, frame.seq);
         break;
       }
+      case "reauth_required":
+        this.handlers.renew?.()?.then((token) => {
+          this.token = token;
+          this.send({ type: "auth", token });
+        });
+        break;
       case "reload":
         this.last.set(frame.conversation_id, frame.latest_seq);
         this.subscribe(frame.conversation_id, frame.latest_seq);
@@ -56,6 +62,25 @@ class Switchboard {
     const id = (crypto.randomUUID?.() ?? String(Date.now()) + Math.random()).slice(0, 64);
     this.send({ type: "send", ref: id, conversation_id: conversation, client_msg_id: id, body, private_note: !!privateNote });
   }
+}
+
+// A visitor session from the tenant's widget key (POST /v1/sessions): the visitor is kept in
+// localStorage, so a reload, a renewal or a later visit is the same visitor with the same
+// conversations.
+async function visitorToken(key) {
+  const slot = "switchboard.visitor." + key;
+  const kept = JSON.parse(localStorage.getItem(slot) || "null");
+  const body = { widget_key: key };
+  if (kept) body.refresh = { visitor_id: kept.visitor_id, secret: kept.refresh_secret };
+  let answer = await fetch("/v1/sessions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  if (answer.status === 401 && kept) {
+    localStorage.removeItem(slot);
+    return visitorToken(key);
+  }
+  if (!answer.ok) throw new Error("the chat is not available (" + answer.status + ")");
+  const session = await answer.json();
+  localStorage.setItem(slot, JSON.stringify({ visitor_id: session.visitor_id, refresh_secret: session.refresh_secret }));
+  return session.token;
 }
 
 function tokenFromPage() {

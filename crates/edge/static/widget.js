@@ -1,8 +1,18 @@
 "use strict";
-// The token goes in the URL fragment (#token=...), which browsers never send to a server.
+// The page is opened with the tenant's widget key in the URL fragment (#key=wk_...), or with a
+// token (#token=...); browsers never send the fragment to a server.
+const key = new URLSearchParams(location.hash.slice(1)).get("key");
+const renew = key ? () => visitorToken(key) : null;
 let conversation = sessionStorage.getItem("conversation");
 const list = document.getElementById("messages");
-const sb = new Switchboard(tokenFromPage(), {
+let sb;
+(renew ? renew() : Promise.resolve(tokenFromPage())).then(start, (e) => {
+  document.getElementById("status").textContent = e.message;
+});
+
+function start(token) {
+sb = new Switchboard(token, {
+  renew,
   status: (s) => (document.getElementById("status").textContent = s),
   frame: (f) => {
     if (f.type === "welcome" && !conversation) sb.send({ type: "open", ref: "open" });
@@ -25,6 +35,7 @@ const sb = new Switchboard(tokenFromPage(), {
     if (f.type === "error") line(list, "⚠ " + f.message, "info");
   },
 });
+}
 const text = document.getElementById("text");
 text.addEventListener("input", () => conversation && sb.send({ type: "typing", conversation_id: conversation, active: true }));
 document.getElementById("form").addEventListener("submit", (e) => {

@@ -1,5 +1,6 @@
 //! Agent events: topic `switchboard.agents`, key = tenant id, so that one router instance sees
-//! every agent of a tenant in order.
+//! every agent of a tenant in order. The tenant's settings travel here too, on the tenant's own
+//! chain (see [`crate::tenant`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +9,7 @@ use crate::envelope::AgentEnvelope;
 use crate::error::DecodeError;
 use crate::event::{Event, payloads};
 use crate::id::Label;
+use crate::tenant::TenantSettingsChanged;
 
 /// An agent event of record.
 pub type AgentEvent = Event<AgentEnvelope, AgentPayload>;
@@ -64,10 +66,12 @@ pub struct AgentSkillsChanged {
 record!(AgentSkillsChanged { skills });
 
 payloads! {
-    /// What changed about an agent.
+    /// What changed about an agent, or about the tenant's settings.
     AgentPayload for Agents with AgentEnvelope {
         StatusChanged(AgentStatusChanged) = "switchboard.agent.AgentStatusChanged",
         CapacityChanged(AgentCapacityChanged) = "switchboard.agent.AgentCapacityChanged",
         SkillsChanged(AgentSkillsChanged) = "switchboard.agent.AgentSkillsChanged",
+        /// A tenant's settings, on the chain of [`crate::tenant::TENANT_STREAM`].
+        TenantSettingsChanged(TenantSettingsChanged) = "switchboard.tenant.TenantSettingsChanged",
     }
 }

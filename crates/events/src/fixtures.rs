@@ -311,3 +311,69 @@ pub fn agent_history() -> Vec<(AgentEvent, Vec<u8>)> {
         })
         .collect()
 }
+
+/// A tenant created and its business hours changed: two events of the tenant's settings chain.
+pub fn tenant_history() -> Vec<(AgentEvent, Vec<u8>)> {
+    use crate::tenant::{
+        BusinessHoursSettings, Day, OpeningHours, TenantSettings, TenantSettingsChanged,
+        tenant_stream,
+    };
+    let created = TenantSettings {
+        name: "Acme".to_owned(),
+        widget_key: "wk_0123456789abcdef".to_owned(),
+        allowed_origins: vec!["https://acme.example".to_owned()],
+        ..TenantSettings::default()
+    };
+    let mut open_weekdays = created.clone();
+    open_weekdays.business_hours = Some(BusinessHoursSettings {
+        time_zone: "Europe/Berlin".to_owned(),
+        utc_offset_minutes: 60,
+        openings: vec![OpeningHours {
+            day: Day::Monday,
+            open: "09:00".to_owned(),
+            close: "17:00".to_owned(),
+        }],
+        holidays: vec!["2026-12-25".to_owned()],
+    });
+    let operator = Actor {
+        kind: ActorKind::System,
+        id: PrincipalId::new("operator").expect("valid id"),
+    };
+    let changes = [
+        (created.changes_from(&TenantSettings::default()), created),
+        (
+            open_weekdays.changes_from(&TenantSettings::default()),
+            open_weekdays,
+        ),
+    ];
+    let mut prev = ChainHash::GENESIS;
+    changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (changed, settings))| {
+            let seq = i as u64 + 1;
+            let mut event = AgentEvent {
+                envelope: AgentEnvelope {
+                    hash: ChainHash::GENESIS,
+                    prev_hash: ChainHash::GENESIS,
+                    seq: Seq(seq),
+                    event_id: event_id(200 + seq),
+                    tenant_id: tenant(),
+                    agent_id: tenant_stream(),
+                    occurred_at: Timestamp(EPOCH_MICROS + seq as i64),
+                    actor: operator.clone(),
+                    correlation_id: CorrelationId(Uuid::from_u128(0x7e40_0000 + u128::from(seq))),
+                    causation_id: None,
+                },
+                payload: TenantSettingsChanged {
+                    changed,
+                    settings: serde_json::to_string(&settings).expect("settings serialize"),
+                }
+                .into(),
+            };
+            let frame = event.encode_chained(prev).expect("sample events encode");
+            prev = event.envelope.hash;
+            (event, frame)
+        })
+        .collect()
+}

@@ -2,7 +2,7 @@
 //!
 //! Everything that happens in a conversation, or to an agent, is an immutable [`Event`]: an
 //! [`envelope`] (ids, seq, time, actor, hash-chain links) and a payload, one Avro record per
-//! kind ([`conversation`], [`agent`]). This crate defines the types, their Avro encoding in the
+//! kind ([`conversation`], [`agent`], a tenant's settings in [`tenant`]). This crate defines the types, their Avro encoding in the
 //! Confluent framing ([`codec`]), the schemas and their compatibility rules ([`registry`]),
 //! Kafka's key partitioner ([`partition`]), the hash chain ([`chain`]) and the sealing of
 //! personal data ([`personal`]).
@@ -28,7 +28,9 @@ pub mod principal;
 pub mod rate;
 pub mod registry;
 pub mod status;
+pub mod tenant;
 pub mod token;
+pub mod visitor;
 
 pub use agent::{AgentEvent, AgentPayload};
 pub use codec::{AnyEvent, decode_any};

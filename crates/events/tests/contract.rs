@@ -17,6 +17,7 @@ fn every_frame() -> Vec<(Json, Vec<u8>)> {
         .map(|(event, frame)| (serde_json::to_value(event).unwrap(), frame));
     let agents = fixtures::agent_history()
         .into_iter()
+        .chain(fixtures::tenant_history())
         .map(|(event, frame)| (serde_json::to_value(event).unwrap(), frame));
     conversations.chain(agents).collect()
 }
@@ -35,7 +36,10 @@ fn every_event_kind_round_trips() {
             "re-encoding is byte-identical"
         );
     }
-    for (event, frame) in fixtures::agent_history() {
+    for (event, frame) in fixtures::agent_history()
+        .into_iter()
+        .chain(fixtures::tenant_history())
+    {
         assert_eq!(AgentEvent::decode(&frame).unwrap(), event);
         assert_eq!(decode_any(&frame).unwrap(), AnyEvent::Agent(event));
     }

@@ -101,7 +101,7 @@ fn a_field_added_without_a_default_is_incompatible() {
 fn frames_of_an_older_version_decode_into_todays_types() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/avro");
     let mut files: Vec<(String, String)> = Vec::new();
-    for dir in ["common", "conversation", "agent"] {
+    for dir in ["common", "conversation", "agent", "tenant"] {
         for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
             let path = entry.unwrap().path();
             let name = format!("{dir}/{}", path.file_name().unwrap().to_str().unwrap());

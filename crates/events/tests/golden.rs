@@ -29,8 +29,10 @@ fn to_json(event: &AnyEvent) -> Json {
 fn samples() -> Vec<(u32, Vec<u8>)> {
     let conversations = fixtures::conversation_history().into_iter().map(|(_, f)| f);
     let agents = fixtures::agent_history().into_iter().map(|(_, f)| f);
+    let tenants = fixtures::tenant_history().into_iter().map(|(_, f)| f);
     conversations
         .chain(agents)
+        .chain(tenants)
         .map(|f| (Frame::parse(&f).unwrap().schema_id, f))
         .collect()
 }

@@ -1,5 +1,8 @@
 //! Agents on the write side: availability, capacity and skills, each change an event of the
-//! agent's own chain (topic `switchboard.agents`, keyed by tenant).
+//! agent's own chain (topic `switchboard.agents`, keyed by tenant). The tenant's settings
+//! chain is a stream of the same topic ([`switchboard_events::tenant::TENANT_STREAM`]); its
+//! state is an `AgentState` too, whose `settings` the tenant commands decide on
+//! ([`crate::tenant`]).
 
 use switchboard_events::agent::{
     AgentCapacityChanged, AgentPayload, AgentSkillsChanged, AgentStatus, AgentStatusChanged,
@@ -7,6 +10,7 @@ use switchboard_events::agent::{
 use switchboard_events::envelope::AgentEnvelope;
 use switchboard_events::id::{AgentId, EventId, Label, TenantId};
 use switchboard_events::principal::{Principal, Role};
+use switchboard_events::tenant::{TENANT_STREAM, TenantSettings};
 use switchboard_events::{AgentEvent, ChainHash, Seq};
 
 use crate::command::{AgentCommand, Limits};
@@ -24,6 +28,8 @@ pub struct AgentState {
     pub skills: Vec<Label>,
     pub last_seq: Seq,
     pub last_hash: ChainHash,
+    /// On the tenant's settings stream: the tenant's settings, once created.
+    pub settings: Option<TenantSettings>,
 }
 
 impl AgentState {
@@ -36,7 +42,13 @@ impl AgentState {
             skills: Vec::new(),
             last_seq: Seq(0),
             last_hash: ChainHash::GENESIS,
+            settings: None,
         }
+    }
+
+    /// Whether this is the tenant's settings stream rather than an agent.
+    pub fn is_tenant_stream(&self) -> bool {
+        self.agent.as_str() == TENANT_STREAM
     }
 
     /// Applies the agent's next event; events out of order are a corrupt log.
@@ -58,6 +70,15 @@ impl AgentState {
             AgentPayload::StatusChanged(s) => self.status = s.status,
             AgentPayload::CapacityChanged(c) => self.max_conversations = c.max_conversations,
             AgentPayload::SkillsChanged(s) => self.skills = s.skills.clone(),
+            AgentPayload::TenantSettingsChanged(s) => match s.document() {
+                Ok(settings) => self.settings = Some(settings),
+                Err(e) => {
+                    return Err(crate::conversation::FoldError::Settings {
+                        seq: envelope.seq,
+                        reason: e.to_string(),
+                    });
+                }
+            },
         }
         self.last_seq = envelope.seq;
         self.last_hash = envelope.hash;
@@ -71,6 +92,24 @@ impl AgentState {
         command: &AgentCommand,
         limits: &Limits,
     ) -> Result<Option<AgentPayload>, CommandError> {
+        if let AgentCommand::ConfigureTenant { create, patch } = command {
+            if !self.is_tenant_stream() || principal.tenant != self.tenant {
+                return Err(CommandError::invalid(
+                    "agent_id",
+                    format!("tenant commands go to the stream {TENANT_STREAM}"),
+                ));
+            }
+            return Ok(
+                crate::tenant::decide(self.settings.as_ref(), principal, *create, patch)?
+                    .map(AgentPayload::from),
+            );
+        }
+        if self.is_tenant_stream() {
+            return Err(CommandError::invalid(
+                "agent_id",
+                format!("{TENANT_STREAM} is the tenant's settings, not an agent"),
+            ));
+        }
         let allowed = principal.tenant == self.tenant
             && match principal.role {
                 Role::Agent => principal.is_agent(&self.agent),
@@ -116,6 +155,7 @@ impl AgentState {
                 }
                 (skills != self.skills).then(|| AgentSkillsChanged { skills }.into())
             }
+            AgentCommand::ConfigureTenant { .. } => unreachable!("decided above"),
         })
     }
 

@@ -108,12 +108,25 @@ impl ConversationCommand {
     }
 }
 
-/// A command on one agent.
+/// A command on one agent, or on the tenant's settings (the agent topic's reserved stream
+/// [`switchboard_events::tenant::TENANT_STREAM`]).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum AgentCommand {
-    SetStatus { status: AgentStatus },
-    SetCapacity { max_conversations: i32 },
-    SetSkills { skills: Vec<Label> },
+    SetStatus {
+        status: AgentStatus,
+    },
+    SetCapacity {
+        max_conversations: i32,
+    },
+    SetSkills {
+        skills: Vec<Label>,
+    },
+    /// Creates the tenant (`create`: its settings are `patch` over the defaults) or changes
+    /// its settings (`patch` is a JSON merge patch, RFC 7396, over the current settings).
+    ConfigureTenant {
+        create: bool,
+        patch: serde_json::Value,
+    },
 }
 
 impl AgentCommand {
@@ -123,6 +136,8 @@ impl AgentCommand {
             Self::SetStatus { .. } => "set_status",
             Self::SetCapacity { .. } => "set_capacity",
             Self::SetSkills { .. } => "set_skills",
+            Self::ConfigureTenant { create: true, .. } => "create_tenant",
+            Self::ConfigureTenant { create: false, .. } => "set_tenant_settings",
         }
     }
 }

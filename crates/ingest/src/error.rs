@@ -35,6 +35,8 @@ pub enum CommandError {
     },
     #[error("conversation {0} already exists")]
     ConversationExists(String),
+    #[error("tenant {0} already exists")]
+    TenantExists(String),
     #[error("conversation is resolved: reopen it first")]
     ConversationResolved,
     #[error("client_msg_id {0} was already used for a different message")]
@@ -81,6 +83,7 @@ impl CommandError {
             Self::InvalidArgument { .. } => "invalid_argument",
             Self::TooLarge { .. } => "too_large",
             Self::ConversationExists(_) => "conversation_exists",
+            Self::TenantExists(_) => "tenant_exists",
             Self::ConversationResolved => "conversation_resolved",
             Self::IdempotencyConflict(_) => "idempotency_conflict",
             Self::CustomerErased => "customer_erased",
@@ -135,7 +138,9 @@ impl CommandError {
             Self::Forbidden { .. } => StatusKind::Forbidden,
             Self::InvalidArgument { .. } => StatusKind::InvalidArgument,
             Self::TooLarge { .. } => StatusKind::TooLarge,
-            Self::ConversationExists(_) | Self::IdempotencyConflict(_) => StatusKind::Conflict,
+            Self::ConversationExists(_) | Self::TenantExists(_) | Self::IdempotencyConflict(_) => {
+                StatusKind::Conflict
+            }
             Self::ConversationResolved | Self::CustomerErased | Self::FailedPrecondition(_) => {
                 StatusKind::FailedPrecondition
             }

@@ -9,6 +9,8 @@ pub mod conversation;
 pub mod error;
 pub mod metrics;
 pub mod routing;
+pub mod tenant;
+pub mod tenants;
 pub mod writer;
 
 pub use admission::{AdmissionConfig, Admitting};

@@ -280,6 +280,7 @@ pub fn apply_agent(record: Option<AgentRecord>, event: &AgentEvent) -> AgentReco
             record.max_conversations = u32::try_from(c.max_conversations).unwrap_or(0)
         }
         AgentPayload::SkillsChanged(s) => record.skills = s.skills.clone(),
+        AgentPayload::TenantSettingsChanged(_) => {}
     }
     record.updated_at = e.occurred_at;
     record.last_seq = e.seq;

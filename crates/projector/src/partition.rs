@@ -332,6 +332,10 @@ impl PartitionProjector {
     ) -> Result<(), Reject> {
         let event = AgentEvent::decode(&record.value)
             .map_err(|e| Reject::Record(format!("undecodable: {e}")))?;
+        if event.envelope.agent_id.as_str() == switchboard_events::tenant::TENANT_STREAM {
+            // A tenant's settings: no read model of agents (the tenant directory follows them).
+            return Ok(());
+        }
         let key = (
             event.envelope.tenant_id.clone(),
             event.envelope.agent_id.clone(),

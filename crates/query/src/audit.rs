@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use switchboard_events::chain::{self, Problem, Verdict, Verifier};
 use switchboard_events::id::{ConversationId, TenantId};
+use switchboard_events::partition::partition_for_key;
 use switchboard_events::principal::Principal;
-use switchboard_events::{ConversationEvent, Seq, Timestamp};
+use switchboard_events::tenant::TENANT_STREAM;
+use switchboard_events::{ConversationEvent, Seq, Timestamp, Topic};
 use switchboard_store::conversation::{ConversationList, ConversationSummary, ListQuery};
 use switchboard_store::report::Day;
 use switchboard_store::timeline::MAX_PAGE;
@@ -31,6 +33,9 @@ pub enum Scope {
         from: Timestamp,
         to: Timestamp,
     },
+    /// The tenant's settings chain: its creation and every change of its settings, who made
+    /// it and when, in seq order (from the log; one chunk under the stream id `:tenant`).
+    Settings,
 }
 
 /// Consecutive frames of one conversation.
@@ -62,7 +67,11 @@ impl QueryService {
             Purpose::Audit => access::audit(who)?,
             Purpose::Export => access::export(who)?,
         }
+        if scope == Scope::Settings {
+            return self.replay_settings(&who.tenant).await;
+        }
         let conversations = match scope {
+            Scope::Settings => unreachable!("answered above"),
             Scope::Conversation(id) => {
                 let id = ConversationId::new(id)
                     .map_err(|e| QueryError::invalid(format!("conversation id: {e}")))?;
@@ -97,6 +106,45 @@ impl QueryService {
                 }
             }
         });
+        Ok(rx)
+    }
+
+    /// The tenant's settings events, read from the tenant's partition of the agent topic.
+    async fn replay_settings(&self, tenant: &TenantId) -> Result<Replay, QueryError> {
+        let log = self.log.clone().ok_or_else(|| {
+            QueryError::Unavailable("this query service does not read the log".to_owned())
+        })?;
+        let topic = Topic::Agents.name();
+        let partition = partition_for_key(tenant.as_str().as_bytes(), log.partitions(topic).await?);
+        let range = log.offsets(topic, partition).await?;
+        let mut frames = Vec::new();
+        let mut next = range.start;
+        while next < range.end {
+            let records = log.read(topic, partition, next, 1024).await?;
+            let Some(last) = records.last() else { break };
+            next = last.offset + 1;
+            for record in records {
+                if record.key != tenant.as_str().as_bytes() {
+                    continue;
+                }
+                let Ok(head) = chain::read_head(&record.value) else {
+                    continue;
+                };
+                if head.stream_id == TENANT_STREAM && &head.tenant_id == tenant {
+                    frames.push(Frame {
+                        seq: head.seq,
+                        occurred_at: None,
+                        bytes: record.value,
+                    });
+                }
+            }
+        }
+        let (tx, rx) = mpsc::channel(1);
+        let chunk = Chunk {
+            conversation: ConversationId::new(TENANT_STREAM).expect("a valid id"),
+            frames,
+        };
+        let _ = tx.send(Ok(chunk)).await;
         Ok(rx)
     }
 

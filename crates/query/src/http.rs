@@ -42,6 +42,7 @@ pub fn router(service: Arc<QueryService>) -> Router {
         .route("/v1/conversations/{id}/verify", get(verify))
         .route("/v1/conversations/{id}/export", get(export_conversation))
         .route("/v1/replay", get(replay_tenant))
+        .route("/v1/settings/replay", get(replay_settings))
         .route("/v1/export", get(export_tenant))
         .route("/v1/reports", get(report))
         .route("/healthz", get(|| async { "ok" }))
@@ -271,6 +272,19 @@ async fn replay_tenant(
     };
     stream(
         service.replay(&who, scope, Purpose::Audit).await?,
+        Format::Ndjson,
+    )
+}
+
+async fn replay_settings(
+    State(service): Shared,
+    headers: HeaderMap,
+) -> Result<Response, QueryError> {
+    let who = principal(&service, &headers)?;
+    stream(
+        service
+            .replay(&who, Scope::Settings, Purpose::Audit)
+            .await?,
         Format::Ndjson,
     )
 }

@@ -15,6 +15,7 @@ pub const PATHS: &[&str] = &[
     "/v1/replay",
     "/v1/export",
     "/v1/reports",
+    "/v1/settings/replay",
 ];
 
 fn param(name: &str, place: &str, kind: &str, doc: &str) -> Value {
@@ -102,7 +103,8 @@ pub fn document() -> Value {
             param("from", "query", "string", "First day, YYYY-MM-DD (UTC)."),
             param("to", "query", "string", "Last day, YYYY-MM-DD, inclusive; at most 366 days."),
             param("agent", "query", "string", "One agent's figures (agents: only their own)."),
-        ], "application/json", object),
+        ], "application/json", object.clone()),
+        PATHS[9]: op("The tenant's settings chain: its creation and every change of its settings, with who made it and when, in seq order (auditors).", vec![], ndjson, json!({ "description": stream_doc })),
     });
     json!({
         "openapi": "3.1.0",

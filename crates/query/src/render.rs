@@ -6,10 +6,9 @@
 //! auditor's copy must verify byte for byte ([`audit_line`]).
 
 use serde_json::{Value, json};
-use switchboard_events::ConversationEvent;
-use switchboard_events::ConversationPayload;
 use switchboard_events::id::TenantId;
 use switchboard_events::personal::{KeyProvider, Revealed, Sealed};
+use switchboard_events::{AnyEvent, ConversationEvent, ConversationPayload, decode_any};
 
 use crate::error::QueryError;
 
@@ -61,8 +60,15 @@ pub fn event_json(
 /// Written straight into `out`, without an intermediate JSON tree: replay is a hot loop.
 pub fn audit_line(frame: &[u8], out: &mut Vec<u8>) -> Result<(), QueryError> {
     let internal = |e: serde_json::Error| QueryError::Internal(e.to_string());
-    match ConversationEvent::decode(frame) {
-        Ok(event) => {
+    match decode_any(frame) {
+        Ok(AnyEvent::Conversation(event)) => {
+            out.extend_from_slice(b"{\"seq\":");
+            out.extend_from_slice(event.envelope.seq.0.to_string().as_bytes());
+            out.extend_from_slice(b",\"event\":");
+            serde_json::to_writer(&mut *out, &event).map_err(internal)?;
+        }
+        // A tenant's settings chain travels on the agent topic.
+        Ok(AnyEvent::Agent(event)) => {
             out.extend_from_slice(b"{\"seq\":");
             out.extend_from_slice(event.envelope.seq.0.to_string().as_bytes());
             out.extend_from_slice(b",\"event\":");
@@ -114,5 +120,14 @@ mod tests {
         let line: Value = serde_json::from_slice(&bad).unwrap();
         assert!(line["undecodable"].is_string());
         assert_eq!(line["frame"], "0001");
+        let (event, frame) = &fixtures::tenant_history()[1];
+        let mut settings = Vec::new();
+        audit_line(frame, &mut settings).unwrap();
+        let line: Value = serde_json::from_slice(&settings).unwrap();
+        assert_eq!(line["event"], serde_json::to_value(event).unwrap());
+        assert_eq!(
+            line["event"]["type"],
+            "switchboard.tenant.TenantSettingsChanged"
+        );
     }
 }

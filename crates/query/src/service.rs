@@ -86,6 +86,8 @@ pub struct QueryService {
     verifier: TokenVerifier,
     rates: access::ReadRates,
     pub(crate) cache: Arc<ReadCache>,
+    /// The log, for the tenant's settings chain (`Scope::Settings`).
+    pub(crate) log: Option<Arc<dyn switchboard_log::EventLog>>,
 }
 
 impl QueryService {
@@ -97,7 +99,14 @@ impl QueryService {
             verifier,
             rates: access::ReadRates::default(),
             cache: Arc::new(ReadCache::new(cache)),
+            log: None,
         }
+    }
+
+    /// Reads the tenant's settings chain from `log` (the audit replay of `Scope::Settings`).
+    pub fn with_log(mut self, log: Arc<dyn switchboard_log::EventLog>) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// The read rates per principal (by default [`access::ReadLimits::default`]).

@@ -383,6 +383,7 @@ fn rebuild(code: &str, message: &str) -> Option<CommandError> {
         "conversation_exists" => {
             E::ConversationExists(between("conversation ", " already exists")?)
         }
+        "tenant_exists" => E::TenantExists(between("tenant ", " already exists")?),
         "conversation_resolved" => E::ConversationResolved,
         "rate_limited" => E::RateLimited {
             retry_after_ms: between("too many requests: try again in ", " ms")?

@@ -325,10 +325,26 @@ impl TryFrom<proto::AgentCommand> for AgentRequest {
             Some(P::SetSkills(s)) => AgentCommand::SetSkills {
                 skills: ids("set_skills.skills", s.skills, Label::new)?,
             },
+            Some(P::ConfigureTenant(c)) => {
+                if c.patch_json.len() > crate::tenant::MAX_SETTINGS_BYTES {
+                    return Err(CommandError::TooLarge {
+                        field: "configure_tenant.patch_json",
+                        len: c.patch_json.len(),
+                        max: crate::tenant::MAX_SETTINGS_BYTES,
+                    });
+                }
+                AgentCommand::ConfigureTenant {
+                    create: c.create,
+                    patch: serde_json::from_str(&c.patch_json).map_err(|e| {
+                        CommandError::invalid("configure_tenant.patch_json", e.to_string())
+                    })?,
+                }
+            }
             None => {
                 return Err(CommandError::invalid(
                     "command",
-                    "no command given: set one of set_status, set_capacity, set_skills",
+                    "no command given: set one of set_status, set_capacity, set_skills, \
+                     configure_tenant",
                 ));
             }
         };

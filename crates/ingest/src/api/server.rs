@@ -65,7 +65,8 @@ impl<H: CommandHandler, A: Authenticator> Api<H, A> {
         self.max_body_bytes
     }
 
-    async fn principal(
+    /// The principal a caller's token (and the principal it acts for) authenticates.
+    pub(crate) async fn authenticate(
         &self,
         token: Option<&str>,
         on_behalf_of: Option<Principal>,
@@ -87,7 +88,7 @@ impl<H: CommandHandler, A: Authenticator> Api<H, A> {
         traceparent: Option<&[u8]>,
         request: ConversationRequest,
     ) -> Result<Ack, ApiError> {
-        let principal = self.principal(token, request.on_behalf_of).await?;
+        let principal = self.authenticate(token, request.on_behalf_of).await?;
         let span = tracing::debug_span!(
             "ingest.command",
             kind = request.command.name(),
@@ -116,7 +117,18 @@ impl<H: CommandHandler, A: Authenticator> Api<H, A> {
         traceparent: Option<&[u8]>,
         request: AgentRequest,
     ) -> Result<Ack, ApiError> {
-        let principal = self.principal(token, request.on_behalf_of).await?;
+        let principal = self
+            .authenticate(token, request.on_behalf_of.clone())
+            .await?;
+        self.agent_as(principal, request).await
+    }
+
+    /// An agent command of a principal already authenticated.
+    pub(crate) async fn agent_as(
+        &self,
+        principal: Principal,
+        request: AgentRequest,
+    ) -> Result<Ack, ApiError> {
         let span = tracing::debug_span!(
             "ingest.agent_command",
             kind = request.command.name(),

@@ -79,6 +79,8 @@ pub enum FoldError {
     Gap { last: Seq, found: Seq },
     #[error("seq {seq} does not link to the hash of seq {last}")]
     BrokenLink { last: Seq, seq: Seq },
+    #[error("the tenant settings at seq {seq} do not read: {reason}")]
+    Settings { seq: Seq, reason: String },
 }
 
 impl ConversationState {

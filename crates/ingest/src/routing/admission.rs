@@ -194,9 +194,16 @@ impl Admission {
         let Gates {
             configs, tenants, ..
         } = &mut *gates;
+        // The router's configuration follows the tenant's settings events: so does the gate.
+        if configs.get(router.tenant()) != router.config() {
+            configs
+                .tenants
+                .insert(router.tenant().clone(), router.config().clone());
+        }
         let tenant = tenants
             .entry(router.tenant().clone())
             .or_insert_with(|| TenantGate::new(configs, router.tenant()));
+        tenant.caps = router.config().customer_caps;
         for customer in touched {
             let folded = router
                 .state()

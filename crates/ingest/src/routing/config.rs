@@ -1,13 +1,16 @@
 //! How a tenant routes: the configuration a supervisor sets, with defaults that suit a small
-//! support team.
+//! support team. A tenant with a record takes its routing settings from the latest settings
+//! event ([`RoutingConfig::apply_settings`]); a tenant without one keeps the static
+//! configuration.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchboard_events::id::TenantId;
+use switchboard_events::tenant::{self, TenantSettings};
 
-use crate::routing::hours::BusinessHours;
+use crate::routing::hours::{BusinessHours, Opening, Weekday};
 
 /// How the router spreads conversations over the agents that can take them.
 ///
@@ -91,6 +94,55 @@ impl Default for CustomerCaps {
             max_open: 10,
             max_waiting: 3,
         }
+    }
+}
+
+impl RoutingConfig {
+    /// Takes the routing settings of a tenant's record: distribution, no-answer timeout,
+    /// business hours, offline message, queue limit and customer limits. The rest (estimate
+    /// parameters, memory bounds) stays as configured for the instance.
+    pub fn apply_settings(&mut self, settings: &TenantSettings) {
+        self.distribution = match settings.routing.distribution {
+            tenant::Distribution::RoundRobin => Distribution::RoundRobin,
+            tenant::Distribution::LeastBusy => Distribution::LeastBusy,
+        };
+        self.no_answer_timeout =
+            Duration::from_secs(u64::from(settings.routing.no_answer_timeout_seconds));
+        self.business_hours = settings.business_hours.as_ref().map(|hours| BusinessHours {
+            utc_offset_minutes: hours.utc_offset_minutes,
+            // Validated when the settings were written; what does not read is left out.
+            openings: hours
+                .openings
+                .iter()
+                .filter_map(|o| {
+                    let (open, close) = o.minutes().ok()?;
+                    Some(Opening {
+                        day: weekday(o.day),
+                        open,
+                        close,
+                    })
+                })
+                .collect(),
+            holidays: hours.holiday_days().unwrap_or_default(),
+        });
+        self.offline_message = settings.offline_message.clone();
+        self.queue_limit = settings.queue_limit as usize;
+        self.customer_caps = CustomerCaps {
+            max_open: settings.customer_limits.max_open as usize,
+            max_waiting: settings.customer_limits.max_waiting as usize,
+        };
+    }
+}
+
+fn weekday(day: tenant::Day) -> Weekday {
+    match day {
+        tenant::Day::Monday => Weekday::Monday,
+        tenant::Day::Tuesday => Weekday::Tuesday,
+        tenant::Day::Wednesday => Weekday::Wednesday,
+        tenant::Day::Thursday => Weekday::Thursday,
+        tenant::Day::Friday => Weekday::Friday,
+        tenant::Day::Saturday => Weekday::Saturday,
+        tenant::Day::Sunday => Weekday::Sunday,
     }
 }
 

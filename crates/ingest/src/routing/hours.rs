@@ -1,6 +1,7 @@
 //! Business hours: a weekly schedule in the tenant's local time, given as a fixed offset from
-//! UTC. (A fixed offset does not follow daylight saving time; the tenant updates it twice a
-//! year, or a time-zone database can compute it later without changing this type.)
+//! UTC, and holidays (local dates closed all day). (A fixed offset does not follow daylight
+//! saving time; the tenant updates it twice a year, or a time-zone database can compute it
+//! later without changing this type.)
 
 use switchboard_events::Timestamp;
 
@@ -45,12 +46,14 @@ pub struct Opening {
     pub close: u16,
 }
 
-/// A weekly schedule and the offset of its local time from UTC.
+/// A weekly schedule, the offset of its local time from UTC, and the holidays.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct BusinessHours {
     /// Local time minus UTC, in minutes (e.g. 60 for CET, -300 for EST).
     pub utc_offset_minutes: i32,
     pub openings: Vec<Opening>,
+    /// Local days closed all day, as days since 1970-01-01.
+    pub holidays: Vec<i64>,
 }
 
 impl BusinessHours {
@@ -62,14 +65,24 @@ impl BusinessHours {
                 .iter()
                 .map(|&day| Opening { day, open, close })
                 .collect(),
+            holidays: Vec::new(),
         }
+    }
+
+    fn offset(&self) -> i64 {
+        i64::from(self.utc_offset_minutes) * MINUTE
+    }
+
+    /// Whether `at` falls on a holiday, in local time.
+    fn is_holiday(&self, at: Timestamp) -> bool {
+        let day = (at.as_micros() + self.offset()).div_euclid(DAY);
+        self.holidays.contains(&day)
     }
 
     /// Micros since the start of the local week (Monday 00:00) and the start of that week,
     /// in UTC micros.
     fn week_position(&self, at: Timestamp) -> (i64, i64) {
-        let offset = i64::from(self.utc_offset_minutes) * MINUTE;
-        let local = at.as_micros() + offset;
+        let local = at.as_micros() + self.offset();
         // 1970-01-01 was a Thursday: Monday 1969-12-29 starts the first week.
         let since_monday = local + 3 * DAY;
         let into_week = since_monday.rem_euclid(WEEK);
@@ -89,6 +102,9 @@ impl BusinessHours {
 
     /// Whether support is open at `at`.
     pub fn is_open(&self, at: Timestamp) -> bool {
+        if self.is_holiday(at) {
+            return false;
+        }
         let (into_week, _) = self.week_position(at);
         self.spans()
             .any(|(open, close)| open <= into_week && into_week < close)
@@ -107,7 +123,18 @@ impl BusinessHours {
                 }
             }
         }
-        next.map(|edge| Timestamp(week_start + edge))
+        // A holiday starts and ends at local midnight.
+        let holiday_edges = self.holidays.iter().flat_map(|day| {
+            let start = day * DAY - self.offset();
+            [start, start + DAY]
+        });
+        let mut next = next.map(|edge| week_start + edge);
+        for edge in holiday_edges {
+            if edge > at.as_micros() && next.is_none_or(|n| edge < n) {
+                next = Some(edge);
+            }
+        }
+        next.map(Timestamp)
     }
 
     /// The next time at or after `at` when support is open; `None` for an empty schedule.
@@ -116,8 +143,10 @@ impl BusinessHours {
             return Some(at);
         }
         let mut t = at;
-        // At most two edges per opening per week separate `at` from the next opening.
-        for _ in 0..=2 * self.openings.len() + 2 {
+        // At most two edges per opening per week separate `at` from the next opening, and two
+        // per holiday; holidays in a row can close whole weeks.
+        let weeks = self.holidays.len() / 7 + 2;
+        for _ in 0..=(2 * self.openings.len() + 2) * weeks + 2 * self.holidays.len() {
             t = self.next_change(t)?;
             if self.is_open(t) {
                 return Some(t);
@@ -168,10 +197,26 @@ mod tests {
     }
 
     #[test]
+    fn holidays_close_whole_local_days() {
+        // Monday 2026-01-05 (day 20458) is a holiday at UTC+1.
+        let mut hours = BusinessHours::weekdays(9 * 60, 17 * 60, 60);
+        hours.holidays = vec![MONDAY / DAY];
+        assert!(!hours.is_open(at(0, 12, 0)));
+        assert!(hours.is_open(at(1, 12, 0)), "tuesday is open");
+        // Sunday 23:00 UTC is Monday 00:00 local: the holiday starts.
+        assert_eq!(hours.next_change(at(-1, 22, 0)), Some(at(-1, 23, 0)));
+        assert_eq!(hours.next_open(at(0, 7, 0)), Some(at(1, 8, 0)));
+        // A fortnight of holidays waits it out.
+        hours.holidays = (0..14).map(|d| MONDAY / DAY + d).collect();
+        assert_eq!(hours.next_open(at(0, 7, 0)), Some(at(14, 8, 0)));
+    }
+
+    #[test]
     fn an_empty_schedule_never_opens() {
         let hours = BusinessHours {
             utc_offset_minutes: 0,
             openings: vec![],
+            holidays: vec![],
         };
         assert!(!hours.is_open(at(0, 12, 0)));
         assert_eq!(hours.next_change(at(0, 12, 0)), None);

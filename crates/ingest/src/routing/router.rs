@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use switchboard_events::agent::AgentPayload;
 use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
+use switchboard_events::tenant::TENANT_STREAM;
 use switchboard_events::{AgentEvent, ConversationEvent, ConversationPayload, Seq, Timestamp};
 
 use crate::error::CommandError;
@@ -37,6 +39,8 @@ pub struct Router {
     pub(crate) touched: BTreeSet<CustomerId>,
     /// Conversations whose opening was folded since the admission gate last looked.
     pub(crate) opened: Vec<ConversationId>,
+    /// The seq of the tenant's settings event the configuration was last taken from.
+    pub(crate) settings_seq: Seq,
 }
 
 impl Router {
@@ -50,6 +54,7 @@ impl Router {
             issued: 0,
             touched: BTreeSet::new(),
             opened: Vec::new(),
+            settings_seq: Seq(0),
         }
     }
 
@@ -66,7 +71,25 @@ impl Router {
         &self.state
     }
 
+    /// Folds an agent event; a settings event of the tenant sets the routing configuration
+    /// (business hours, policy, limits) from then on.
     pub fn apply_agent(&mut self, event: &AgentEvent) {
+        if let AgentPayload::TenantSettingsChanged(change) = &event.payload {
+            let seq = event.envelope.seq;
+            if event.envelope.agent_id.as_str() != TENANT_STREAM || seq <= self.settings_seq {
+                return;
+            }
+            match change.document() {
+                Ok(settings) => {
+                    self.config.apply_settings(&settings);
+                    self.settings_seq = seq;
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %self.tenant, seq = seq.0, error = %e, "routing skips tenant settings that do not read")
+                }
+            }
+            return;
+        }
         self.state.apply_agent(event);
     }
 

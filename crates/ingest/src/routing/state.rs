@@ -134,6 +134,9 @@ pub fn offline_notice_id(conversation: &ConversationId, episode: u32) -> ClientM
 impl TenantState {
     /// Folds one agent event.
     pub fn apply_agent(&mut self, event: &AgentEvent) {
+        if let AgentPayload::TenantSettingsChanged(_) = event.payload {
+            return; // the router's configuration, not an agent: `Router::apply_agent`
+        }
         let agent = self
             .agents
             .entry(event.envelope.agent_id.clone())
@@ -148,6 +151,7 @@ impl TenantState {
                 agent.capacity = Some(u32::try_from(c.max_conversations).unwrap_or(0));
             }
             AgentPayload::SkillsChanged(s) => agent.skills = s.skills.iter().cloned().collect(),
+            AgentPayload::TenantSettingsChanged(_) => {}
         }
     }
 

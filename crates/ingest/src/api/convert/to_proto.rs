@@ -185,6 +185,12 @@ impl From<&AgentRequest> for proto::AgentCommand {
                 AgentCommand::SetSkills { skills } => P::SetSkills(proto::Skills {
                     skills: strings(skills),
                 }),
+                AgentCommand::ConfigureTenant { create, patch } => {
+                    P::ConfigureTenant(proto::ConfigureTenant {
+                        create: *create,
+                        patch_json: patch.to_string(),
+                    })
+                }
             }),
         }
     }

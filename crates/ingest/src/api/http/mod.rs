@@ -6,11 +6,13 @@
 //! | `POST /v1/conversations/{id}/commands` | a command tagged by `"type"` | 200 + ack |
 //! | `POST /v1/agents/{id}/commands` | an agent command tagged by `"type"` | 200 + ack |
 //! | `GET /healthz` | | 200 `ok` |
+//! | `/v1/tenants…`, `GET /openapi.json` | the admin API ([`admin`]), with [`router_with_admin`] | |
 //!
 //! Callers send `Authorization: Bearer <token>`. Every error, including an unknown route, a
 //! malformed or oversized body, answers `{"code": "...", "message": "..."}` with the status of
 //! its kind.
 
+pub mod admin;
 mod json;
 
 use axum::Router;
@@ -35,6 +37,21 @@ use super::server::Api;
 
 /// The routes of the HTTP API.
 pub fn router<H: CommandHandler, A: Authenticator>(api: Api<H, A>) -> Router {
+    finish(commands(api))
+}
+
+/// The routes of the HTTP API and the admin API, whose tenant commands `admin_api` executes
+/// (a handler that forwards to the instance owning the tenant's partition, when there are
+/// several).
+pub fn router_with_admin<H: CommandHandler, H2: CommandHandler, A: Authenticator>(
+    api: Api<H, A>,
+    admin_api: Api<H2, A>,
+    admin: admin::Admin,
+) -> Router {
+    finish(commands(api).merge(admin::routes(admin_api, admin)))
+}
+
+fn commands<H: CommandHandler, A: Authenticator>(api: Api<H, A>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/conversations", post(open::<H, A>))
@@ -43,9 +60,13 @@ pub fn router<H: CommandHandler, A: Authenticator>(api: Api<H, A>) -> Router {
             post(conversation::<H, A>),
         )
         .route("/v1/agents/{id}/commands", post(agent::<H, A>))
+        .with_state(api)
+}
+
+fn finish(router: Router) -> Router {
+    router
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .with_state(api)
 }
 
 impl IntoResponse for ApiError {
