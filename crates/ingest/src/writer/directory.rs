@@ -359,7 +359,7 @@ impl Follower {
                 Err(error) => {
                     // A key no configured KEK opens, a full disk: the operator must act, and
                     // nothing after it may be folded before it.
-                    tracing::error!(topic = %self.topic, partition = self.partition, offset, %error, "folding a key record failed; retrying");
+                    tracing::error!(topic = %self.topic, partition = self.partition, offset, %error, "folding a key record failed (every process of a deployment needs the same store.kek); retrying");
                     if self.pause(backoff).await {
                         return false;
                     }
