@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use switchboard_ingest::writer::directory::{DirectoryConfig, KeyDirectory};
 use switchboard_log::EventLog;
 use switchboard_log::embedded::{Durability as LogDurability, EmbeddedConfig, EmbeddedLog};
 use switchboard_log::kafka::{KafkaConfig, KafkaLog};
@@ -24,6 +25,9 @@ pub struct Backends {
     pub store: Arc<dyn ReadModels>,
     /// The embedded store, whose rows have a digest (`switchboard rebuild` compares them).
     pub embedded_store: Option<Arc<EmbeddedStore>>,
+    /// The customers' data keys shared through the keys topic: on Kafka with the embedded
+    /// store. Otherwise the store keeps them (with ScyllaDB, for every process).
+    pub keys: Option<Arc<KeyDirectory>>,
     pub archive: Archive,
 }
 
@@ -58,14 +62,14 @@ impl Backends {
         };
         let (store, embedded_store): (Arc<dyn ReadModels>, _) = match config.store.backend {
             StoreBackend::Embedded => {
-                let store = Arc::new(open_embedded_store(&data.join("store"), kek)?);
+                let store = Arc::new(open_embedded_store(&data.join("store"), kek.clone())?);
                 let metered: Arc<dyn ReadModels> =
                     Arc::new(store::Metered::new(store.clone(), "embedded"));
                 (metered, Some(store))
             }
             StoreBackend::Scylla => {
                 let mut options = scylla_options(&config.store.scylla)?;
-                options.kek = kek;
+                options.kek = kek.clone();
                 let store = ScyllaStore::connect(&options)
                     .await
                     .context("connecting to ScyllaDB")?;
@@ -74,6 +78,26 @@ impl Backends {
                     None,
                 )
             }
+        };
+        let keys = match (config.log.backend, &embedded_store) {
+            (LogBackend::Kafka, Some(embedded_store)) => {
+                let settings = &config.log.kafka;
+                let directory = KeyDirectory::start(
+                    log.clone(),
+                    embedded_store.clone(),
+                    store.clone(),
+                    kek,
+                    DirectoryConfig {
+                        topic: settings.keys_topic.clone(),
+                        partitions: settings.keys_partitions,
+                        ..DirectoryConfig::default()
+                    },
+                )
+                .await
+                .context("starting the key directory on the keys topic (log.kafka.keys_topic)")?;
+                Some(Arc::new(directory))
+            }
+            _ => None,
         };
         let archive = match config.archive.location.as_deref() {
             None => Archive::local(&data.join("archive")).map_err(anyhow::Error::from),
@@ -86,6 +110,7 @@ impl Backends {
             embedded,
             store,
             embedded_store,
+            keys,
             archive,
         })
     }

@@ -97,6 +97,12 @@ pub struct KafkaSettings {
     /// dead-letters whatever breaks a conversation's hash chain, but the write itself is not
     /// prevented. Leave it off on Apache Kafka.
     pub allow_unfenced: bool,
+    /// The compacted topic the customers' data keys travel on (wrapped under `store.kek`),
+    /// with the embedded store: every process folds it into its own store. Not used with
+    /// ScyllaDB, which is the shared key store itself.
+    pub keys_topic: String,
+    /// Partitions of the keys topic: fixed once chosen, like the events topics'.
+    pub keys_partitions: u32,
     /// Further librdkafka properties, applied last.
     pub extra: std::collections::BTreeMap<String, String>,
 }
@@ -115,6 +121,8 @@ impl Default for KafkaSettings {
             replication_factor: 1,
             min_insync_replicas: 1,
             allow_unfenced: false,
+            keys_topic: "switchboard.keys".to_owned(),
+            keys_partitions: 1,
             extra: std::collections::BTreeMap::new(),
         }
     }

@@ -17,7 +17,7 @@ use switchboard_ingest::api::{Api, GrpcCommands, GrpcCommandsConfig, JwtOrTokens
 use switchboard_ingest::routing::clock::Clock;
 use switchboard_ingest::routing::driver::{self, DriverConfig};
 use switchboard_ingest::tenants::Directory;
-use switchboard_ingest::writer::keys::StoreKeys;
+use switchboard_ingest::writer::keys::{DataKeys, StoreKeys};
 use switchboard_ingest::writer::{Writer, WriterConfig};
 use switchboard_log::StartAt;
 use switchboard_projector::archiver::{Archiver, ArchiverConfig};
@@ -464,7 +464,10 @@ async fn start_writer(config: &Config, backends: &Backends) -> anyhow::Result<Wr
         state: config.ingest.writer_state.clone(),
         ..WriterConfig::default()
     };
-    let keys = Arc::new(StoreKeys(backends.store.clone()));
+    let keys: Arc<dyn DataKeys> = match &backends.keys {
+        Some(directory) => directory.clone(),
+        None => Arc::new(StoreKeys(backends.store.clone())),
+    };
     let log = backends.log.clone();
     match config.log.backend {
         LogBackend::Embedded => Writer::start(log, keys, writer_config)

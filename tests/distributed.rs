@@ -9,8 +9,11 @@
 //! every event of the run from the topic.
 //!
 //! On the embedded store each process folds its own read models, so the edges run a projector
-//! of their own beside the one of the query process. With `SWITCHBOARD_TEST_SCYLLA=host:port`
-//! the same scenario runs on ScyllaDB, projector and query as separate processes.
+//! of their own beside the one of the query process, and every process folds the customers'
+//! data keys from the keys topic: message bodies read as their text on both edges and in the
+//! query service, and the instance that takes over after the kill seals with the key the dead
+//! one made. With `SWITCHBOARD_TEST_SCYLLA=host:port` the same scenario runs on ScyllaDB,
+//! projector and query as separate processes.
 
 mod support;
 
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::kafka::{Broker, consume, python};
 use support::node::{Node, token};
-use support::{WsClient, request};
+use support::{WsClient, every_listener_on_port_zero, request, switchboard};
 
 const TOPIC: &str = "switchboard.conversations";
 const PARTITIONS: u32 = 4;
@@ -82,6 +85,11 @@ burst = 1000.0
             "\n[store]\nbackend = \"scylla\"\n\n[store.scylla]\ncontact_points = [\"{node}\"]\nkeyspace = \"{keyspace}\"\nreplication_factor = 1\nconsistency = \"one\"\n"
         ));
     }
+    // Every process wraps the customers' keys under one KEK, made by the first to start.
+    text.push_str(&format!(
+        "\n[store.kek]\nfile = \"{}\"\n",
+        dir.join("kek-1.kek").display()
+    ));
     let path = dir.join("switchboard.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -232,12 +240,10 @@ struct Seen {
     acked: Mutex<Vec<(String, u64)>>,
     /// Seqs of the events delivered on the subscription, in arrival order.
     live: Mutex<Vec<u64>>,
+    /// The body of every message delivered live, by `client_msg_id` (`null` if unreadable).
+    bodies: Mutex<HashMap<String, Value>>,
     /// The agent the conversation was last assigned to, as seen live.
     assignee: Mutex<Option<String>>,
-    /// Posts refused because the instance that took over the partition holds another data key
-    /// for the customer than the one that sealed the original (one key store per process: the
-    /// embedded store's known limit, see the README's "Run distributed").
-    unkeyed: Mutex<Vec<String>>,
 }
 
 /// A participant subscribed to one conversation: reads frames, records events, and sends a
@@ -283,6 +289,13 @@ impl Participant {
             if let Some(agent) = frame["data"]["agent_id"].as_str() {
                 *self.seen.assignee.lock().unwrap() = Some(agent.to_owned());
             }
+            if let Some(id) = frame["data"]["client_msg_id"].as_str() {
+                self.seen
+                    .bodies
+                    .lock()
+                    .unwrap()
+                    .insert(id.to_owned(), frame["data"]["body"].clone());
+            }
         }
     }
 
@@ -301,20 +314,15 @@ impl Participant {
     }
 
     /// Sends `frame` (with `ref`) until it is acknowledged; a retriable refusal (the write side
-    /// is moving partitions) is retried with the same `client_msg_id`. `None`: refused because
-    /// of another data key (see [`Seen::unkeyed`]).
-    async fn until_acked(&mut self, frame: Value) -> Option<Value> {
+    /// is moving partitions) is retried with the same `client_msg_id`.
+    async fn until_acked(&mut self, frame: Value) -> Value {
         let reference = frame["ref"].as_str().unwrap().to_owned();
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             self.ws.send(frame.clone()).await.unwrap();
             let answer = self.answer(&reference).await;
             if answer["type"] == "ack" {
-                return Some(answer);
-            }
-            let message = answer["message"].as_str().unwrap_or_default();
-            if answer["code"] == "internal" && message.contains("sealed under another key") {
-                return None;
+                return answer;
             }
             let retriable = ["unavailable", "not_owner", "overloaded", "rate_limited"];
             assert!(
@@ -335,13 +343,9 @@ impl Participant {
         while !stop.load(Ordering::Relaxed) {
             let id = format!("{prefix}-{n}");
             let frame = json!({"type": "send", "ref": id, "conversation_id": self.conversation, "client_msg_id": id, "body": format!("{prefix} says {n}")});
-            match self.until_acked(frame).await {
-                Some(ack) => {
-                    let seq = ack["seq"].as_u64().expect("an ack has a seq");
-                    self.seen.acked.lock().unwrap().push((id, seq));
-                }
-                None => self.seen.unkeyed.lock().unwrap().push(id),
-            }
+            let ack = self.until_acked(frame).await;
+            let seq = ack["seq"].as_u64().expect("an ack has a seq");
+            self.seen.acked.lock().unwrap().push((id, seq));
             n += 1;
         }
         self
@@ -359,6 +363,12 @@ impl Participant {
             self.record(&frame);
         }
     }
+}
+
+/// What the message with `client_msg_id` `prefix-n` says.
+fn body_of(id: &str) -> Value {
+    let (prefix, n) = id.rsplit_once('-').unwrap();
+    Value::String(format!("{prefix} says {n}"))
 }
 
 /// The answer to the frame with `reference`, within 30 s.
@@ -510,18 +520,6 @@ async fn scenario(store: Store) {
     stop.store(true, Ordering::Relaxed);
     let mut customer_side = customer_chat.await.unwrap();
     let mut agent_side = agent_chat.await.unwrap();
-    let unkeyed: Vec<String> = [&customer_seen, &agent_seen]
-        .iter()
-        .flat_map(|s| s.unkeyed.lock().unwrap().clone())
-        .collect();
-    match store {
-        Store::Scylla => assert!(unkeyed.is_empty(), "one key store: {unkeyed:?}"),
-        Store::Embedded if !unkeyed.is_empty() => eprintln!(
-            "known limit of per-process key stores: retries {unkeyed:?} were refused by the \
-             new owner (another key for the customer)"
-        ),
-        Store::Embedded => {}
-    }
 
     // Every acknowledged message is in the history once, at its seq; the history is gapless.
     let acked: Vec<(String, u64)> = [&customer_seen, &agent_seen]
@@ -534,6 +532,12 @@ async fn scenario(store: Store) {
         if event["kind"] == "switchboard.conversation.MessagePosted" {
             let id = event["event"]["client_msg_id"].as_str().unwrap().to_owned();
             let seq = event["seq"].as_u64().unwrap();
+            // Sealed by whichever ingest instance wrote it, opened by the query service.
+            assert_eq!(
+                event["event"]["body"]["text"],
+                body_of(&id),
+                "the body of {id} in the history"
+            );
             assert!(
                 in_history.insert(id.clone(), seq).is_none(),
                 "{id} is in the history twice"
@@ -565,6 +569,16 @@ async fn scenario(store: Store) {
             (1..=newest).collect::<Vec<_>>()[..],
             "the {who} on its edge saw every event once, in order"
         );
+        // Both edges open every body, whichever instance sealed it.
+        let bodies = seen.bodies.lock().unwrap().clone();
+        assert_eq!(
+            bodies.len(),
+            in_history.len(),
+            "the {who} saw every message"
+        );
+        for (id, body) in &bodies {
+            assert_eq!(*body, body_of(id), "the body of {id} on the {who}'s edge");
+        }
     }
 
     // The chain verifies through the query service.
@@ -654,4 +668,49 @@ async fn the_same_on_scylladb_with_projector_and_query_apart() {
         return;
     }
     scenario(Store::Scylla).await;
+}
+
+/// A topic whose partition count differs from the configured one refuses the start, with the
+/// counts in the message: keys would move. The events topic and the keys topic alike.
+#[test]
+fn a_topic_with_another_partition_count_refuses_the_start() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker.address, Store::Embedded);
+    token(&config, "customer", "cust-1");
+    // The first instance creates the topics as configured.
+    let _first = Node::start(
+        "ingest",
+        "ingest",
+        &config,
+        &dir.path().join("first"),
+        &flags(&[("log.kafka.client_id", "first".to_owned())]),
+    );
+    let cases = [
+        ("log.conversation_partitions", TOPIC, PARTITIONS, 6),
+        ("log.kafka.keys_partitions", "switchboard.keys", 1, 3),
+    ];
+    for (key, topic, existing, asked) in cases {
+        let output = switchboard()
+            .args(["run", "--roles", "ingest", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("other-{asked}")))
+            .args(every_listener_on_port_zero())
+            .args(flags(&[
+                ("log.kafka.client_id", format!("other-{asked}")),
+                (key, asked.to_string()),
+            ]))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "{key} = {asked} started: {stderr}"
+        );
+        let expected =
+            format!("topic conflict: {topic} exists with {existing} partitions, asked for {asked}");
+        assert!(stderr.contains(&expected), "{key} = {asked}: {stderr}");
+    }
 }

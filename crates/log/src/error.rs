@@ -49,7 +49,11 @@ pub enum LogError {
         start: u64,
         end: u64,
     },
-    #[error("topic conflict: {topic} exists with {existing} partitions, asked for {requested}")]
+    #[error(
+        "topic conflict: {topic} exists with {existing} partitions, asked for {requested}: a key \
+         would map to another partition than the one its records are in, so the topic is left \
+         as it is (configure {existing} partitions, or move the data to a new topic)"
+    )]
     TopicConflict {
         topic: String,
         existing: u32,

@@ -10,11 +10,16 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::record::{NewRecord, Position, Record};
 
-/// A topic and its partition count.
+/// A topic, its partition count, and settings of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSpec {
     pub name: String,
     pub partitions: u32,
+    /// Topic-level settings a Kafka broker applies when it creates the topic (over the
+    /// backend's own, such as `min.insync.replicas`): `cleanup.policy = compact` and the
+    /// compaction lags of a compacted topic. The embedded log has no such settings and
+    /// ignores them.
+    pub config: std::collections::BTreeMap<String, String>,
 }
 
 impl TopicSpec {
@@ -22,7 +27,14 @@ impl TopicSpec {
         TopicSpec {
             name: name.into(),
             partitions,
+            config: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// The same topic with one more setting.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.config.insert(key.to_owned(), value.into());
+        self
     }
 }
 

@@ -19,6 +19,7 @@ pub mod cold;
 pub mod conversation;
 pub mod embedded;
 pub mod error;
+pub mod key_record;
 pub mod keywrap;
 pub mod metrics;
 mod port;

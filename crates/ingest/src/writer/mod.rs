@@ -4,6 +4,7 @@
 
 mod agents;
 pub mod cache;
+pub mod directory;
 pub mod keys;
 mod memory;
 mod replay;

@@ -208,7 +208,7 @@ impl EventLog for KafkaLog {
             spec.partitions as i32,
             TopicReplication::Fixed(self.inner.config.replication_factor),
         );
-        for (key, value) in &self.inner.config.topic_config {
+        for (key, value) in self.inner.config.topic_config.iter().chain(&spec.config) {
             topic = topic.set(key, value);
         }
         let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));

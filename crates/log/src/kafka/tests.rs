@@ -174,3 +174,45 @@ async fn suite_claims_fence_older_writers() {
         "nothing of the failed transaction is visible: {visible:?}"
     );
 }
+
+/// A topic's own settings (a compacted topic's policy and lags) reach the broker beside the
+/// backend's topic settings, and a second creation with them checks the partition count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_is_created_with_settings_of_its_own() {
+    use rdkafka::admin::ResourceSpecifier;
+    let broker = Broker::start();
+    let log = broker.log();
+    let spec = TopicSpec::new("suite.compacted", 2)
+        .with("cleanup.policy", "compact")
+        .with("min.compaction.lag.ms", "3600000");
+    log.create_topic(&spec).await.unwrap();
+    log.create_topic(&spec).await.unwrap();
+    let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+    let described = log
+        .inner
+        .admin
+        .describe_configs([&ResourceSpecifier::Topic("suite.compacted")], &options)
+        .await
+        .unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    // Not Kafka's defaults (`delete`, 0): the values the topic was created with. (tansu
+    // reports every entry's source as the default.)
+    let setting = |name: &str| resource.get(name).and_then(|entry| entry.value.clone());
+    assert_eq!(setting("cleanup.policy").as_deref(), Some("compact"));
+    assert_eq!(setting("min.compaction.lag.ms").as_deref(), Some("3600000"));
+    let other = log
+        .create_topic(&TopicSpec::new("suite.compacted", 3))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            other,
+            LogError::TopicConflict {
+                existing: 2,
+                requested: 3,
+                ..
+            }
+        ),
+        "{other}"
+    );
+}

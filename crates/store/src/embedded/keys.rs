@@ -17,6 +17,7 @@ use switchboard_events::personal::DataKey;
 use super::{Inner, engine_error, schema};
 use crate::StoreError;
 use crate::codec;
+use crate::key_record::{HeldKey, KeyRecord};
 use crate::keywrap::{self, KeyWrap, WrappedKey, key_context};
 
 const KEY_LIVE: u8 = 1;
@@ -217,5 +218,150 @@ fn purge(inner: &Inner) -> Result<(), StoreError> {
             .major_compact(u64::MAX, watermark)
             .map_err(|e| engine_error("compact the data keys")(e.into()))?;
     }
+    Ok(())
+}
+
+/// What is held of a customer's key, unwrapped.
+pub(super) fn held_key(
+    inner: &Inner,
+    tenant: &TenantId,
+    customer: &CustomerId,
+) -> Result<HeldKey, StoreError> {
+    let key = schema::data_key(tenant.as_str(), customer.as_str());
+    let Some(stored) = inner
+        .t
+        .data_keys
+        .get(key)
+        .map_err(engine_error("read a data key"))?
+    else {
+        return Ok(HeldKey::Unknown);
+    };
+    Ok(match decode_data_key(inner, tenant, customer, &stored)? {
+        Some(key) => HeldKey::Key(key),
+        None => HeldKey::Erased,
+    })
+}
+
+/// Key records folded, and reads waiting for one.
+#[derive(Debug, Default)]
+pub(super) struct Folds {
+    count: u64,
+    pub(super) waiting: usize,
+}
+
+/// A key read when the keys are shared: one not held yet is waited for, up to `wait`, as
+/// records are folded; still unknown then, it reads as absent.
+pub(super) fn await_key(
+    inner: &Inner,
+    tenant: &TenantId,
+    customer: &CustomerId,
+    wait: std::time::Duration,
+) -> Result<Option<DataKey>, StoreError> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut folds = inner.folds.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        // Read under the lock: a fold that lands after this read bumps the count, so the
+        // wait below cannot miss it.
+        let seen = folds.count;
+        match held_key(inner, tenant, customer)? {
+            HeldKey::Key(key) => return Ok(Some(key)),
+            HeldKey::Erased => return Ok(None),
+            HeldKey::Unknown => {}
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        folds.waiting += 1;
+        folds = inner
+            .folded
+            .wait_timeout_while(folds, left, |folds| folds.count == seen)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+        folds.waiting -= 1;
+    }
+}
+
+pub(super) fn refuse_when_shared(inner: &Inner) -> Result<(), StoreError> {
+    match inner.shared_keys.get() {
+        None => Ok(()),
+        Some(_) => Err(StoreError::invalid(
+            "this store's data keys come from the shared keys topic: make and erase them there",
+        )),
+    }
+}
+
+pub(super) fn key_offset(
+    inner: &Inner,
+    topic: &str,
+    partition: u32,
+) -> Result<Option<u64>, StoreError> {
+    inner
+        .t
+        .checkpoints
+        .get(schema::key_offset(topic, partition))
+        .map_err(engine_error("read a keys topic offset"))?
+        .map(|v| {
+            let bytes: [u8; 8] = v[..]
+                .try_into()
+                .map_err(|_| StoreError::corrupt("checkpoints", "offset is not 8 bytes"))?;
+            Ok(u64::from_be_bytes(bytes))
+        })
+        .transpose()
+}
+
+/// Folds one key record: see [`super::EmbeddedStore::fold_key_record`]. The caller holds the
+/// writer lock.
+pub(super) fn fold(
+    inner: &Inner,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+    (tenant, customer): (&TenantId, &CustomerId),
+    record: &KeyRecord,
+) -> Result<(), StoreError> {
+    let row = schema::data_key(tenant.as_str(), customer.as_str());
+    let held = inner
+        .t
+        .data_keys
+        .get(&row)
+        .map_err(engine_error("read a data key"))?;
+    let held = held.as_deref().map(decode_row).transpose()?;
+    let mut commit = inner
+        .keyspace
+        .batch()
+        .durability(Some(PersistMode::SyncAll));
+    let mut erased = false;
+    match (held, record) {
+        // Erased stays erased; a customer's first key stays theirs.
+        (Some(Row::Erased), _) | (Some(_), KeyRecord::Wrapped(_)) => {}
+        (None, KeyRecord::Wrapped(wrapped)) => {
+            // A key this process cannot open (another KEK) must stop the fold, not be kept.
+            let context = key_context(tenant, customer);
+            let clear = inner.kek.unwrap(wrapped, &context)?;
+            let wrapped = if wrapped.kek_id == inner.kek.current_id() {
+                wrapped.clone()
+            } else {
+                inner.kek.wrap(&clear, &context)?
+            };
+            commit.insert(&inner.t.data_keys, row, encode_wrapped(&wrapped));
+        }
+        (_, KeyRecord::Erased) => {
+            commit.insert(&inner.t.data_keys, row, [codec::VERSION, KEY_ERASED]);
+            erased = true;
+        }
+    }
+    commit.insert(
+        &inner.t.checkpoints,
+        schema::key_offset(topic, partition),
+        (offset + 1).to_be_bytes(),
+    );
+    commit.commit().map_err(engine_error("fold a key record"))?;
+    if erased {
+        purge(inner)?;
+    }
+    let mut folds = inner.folds.lock().unwrap_or_else(|p| p.into_inner());
+    folds.count += 1;
+    inner.folded.notify_all();
     Ok(())
 }

@@ -82,6 +82,12 @@ struct Inner {
     batch_durability: Option<PersistMode>,
     writer: Mutex<()>,
     kek: Arc<dyn KeyWrap>,
+    /// Set when the keys are folded in from a shared keys topic: how long a read of a key
+    /// not held yet waits for it ([`EmbeddedStore::fold_key_record`]).
+    shared_keys: std::sync::OnceLock<std::time::Duration>,
+    /// Counts folded key records, so a read waiting for a key wakes when one is folded.
+    folds: Mutex<keys::Folds>,
+    folded: std::sync::Condvar,
 }
 
 /// One fjall partition per table of [`schema::tables`].
@@ -177,6 +183,9 @@ impl EmbeddedStore {
             }),
             writer: Mutex::new(()),
             kek: options.kek,
+            shared_keys: std::sync::OnceLock::new(),
+            folds: Mutex::default(),
+            folded: std::sync::Condvar::new(),
         });
         keys::open(&inner)?;
         Ok(Self { inner })
@@ -189,6 +198,45 @@ impl EmbeddedStore {
     /// the manifest are not folds of the log and are left out.
     pub fn projection_digest(&self) -> Result<String, StoreError> {
         read::projection_digest(&self.inner)
+    }
+
+    /// From now on the customers' keys come from a shared keys topic ([`crate::key_record`])
+    /// folded in with [`EmbeddedStore::fold_key_record`], never made here: `create_data_key`
+    /// and `destroy_data_key` are refused, and reading a key not held yet waits up to `wait`
+    /// for it to be folded (a key record is durable before any event sealed under it, but
+    /// this process may read the event first).
+    pub fn share_keys(&self, wait: std::time::Duration) {
+        let _ = self.inner.shared_keys.set(wait);
+    }
+
+    /// What the store holds of the customer's key, without waiting.
+    pub fn held_key(
+        &self,
+        tenant: &TenantId,
+        customer: &CustomerId,
+    ) -> Result<crate::key_record::HeldKey, StoreError> {
+        keys::held_key(&self.inner, tenant, customer)
+    }
+
+    /// Folds the record at `offset` of the keys topic's `partition` into the data keys, with
+    /// the rules every process applies alike: the first key of a customer wins, an erasure
+    /// always applies, and nothing comes after an erasure. The next offset to fold is stored
+    /// in the same synced commit. Blocking: call it off the async threads.
+    pub fn fold_key_record(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        owner: (&TenantId, &CustomerId),
+        record: &crate::key_record::KeyRecord,
+    ) -> Result<(), StoreError> {
+        let _writer = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+        keys::fold(&self.inner, topic, partition, offset, owner, record)
+    }
+
+    /// The next offset of the keys topic's `partition` to fold, when some were folded.
+    pub fn key_offset(&self, topic: &str, partition: u32) -> Result<Option<u64>, StoreError> {
+        keys::key_offset(&self.inner, topic, partition)
     }
 
     /// Runs a write on the blocking pool, one writer at a time.
@@ -216,8 +264,11 @@ impl KeyProvider for EmbeddedStore {
         tenant: &TenantId,
         customer: &CustomerId,
     ) -> Result<Option<DataKey>, PersonalDataError> {
-        read::data_key(&self.inner, tenant, customer)
-            .map_err(|e| PersonalDataError::Provider(e.to_string()))
+        let found = match self.inner.shared_keys.get() {
+            None => read::data_key(&self.inner, tenant, customer),
+            Some(wait) => keys::await_key(&self.inner, tenant, customer, *wait),
+        };
+        found.map_err(|e| PersonalDataError::Provider(e.to_string()))
     }
 }
 
@@ -300,6 +351,7 @@ impl ReadModels for EmbeddedStore {
         tenant: &TenantId,
         customer: &CustomerId,
     ) -> Result<DataKey, StoreError> {
+        keys::refuse_when_shared(&self.inner)?;
         let (tenant, customer) = (tenant.clone(), customer.clone());
         self.write(move |inner| keys::create_data_key(inner, &tenant, &customer))
             .await
@@ -310,6 +362,7 @@ impl ReadModels for EmbeddedStore {
         tenant: &TenantId,
         customer: &CustomerId,
     ) -> Result<(), StoreError> {
+        keys::refuse_when_shared(&self.inner)?;
         let (tenant, customer) = (tenant.clone(), customer.clone());
         self.write(move |inner| keys::destroy_data_key(inner, &tenant, &customer))
             .await

@@ -28,7 +28,8 @@ pub mod tables {
     pub const AGENTS: &str = "agents";
     /// (tenant, scope, day, topic, partition) → counters and through-offset.
     pub const REPORTS: &str = "reports";
-    /// (consumer, topic, partition) → next offset.
+    /// (consumer, topic, partition) → next offset; ("", "keys", topic, partition) → the next
+    /// offset of the keys topic to fold into `data_keys`.
     pub const CHECKPOINTS: &str = "checkpoints";
     /// (tenant, customer) → data key state.
     pub const DATA_KEYS: &str = "data_keys";
@@ -202,6 +203,14 @@ pub fn report_key_day(prefix_len: usize, key: &[u8]) -> Option<Day> {
 pub fn checkpoint(key: &CheckpointKey) -> Vec<u8> {
     let mut out = self::key(&[key.consumer.as_bytes(), key.source.topic.name().as_bytes()]);
     out.extend_from_slice(&key.source.partition.to_be_bytes());
+    out
+}
+
+/// How far the keys topic's `partition` is folded into `data_keys`, in the checkpoints
+/// table: an empty first part, which no consumer's name is, keeps it apart from theirs.
+pub fn key_offset(topic: &str, partition: u32) -> Vec<u8> {
+    let mut out = self::key(&[b"", b"keys", topic.as_bytes()]);
+    out.extend_from_slice(&partition.to_be_bytes());
     out
 }
 

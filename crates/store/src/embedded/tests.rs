@@ -373,4 +373,114 @@ mod keys_at_rest {
         assert_eq!(key.as_bytes(), &clear);
         assert_eq!(files_holding(dir.path(), &clear), Vec::<String>::new());
     }
+
+    mod shared {
+        use std::time::Duration;
+
+        use switchboard_events::personal::DataKey;
+
+        use super::*;
+        use crate::key_record::{HeldKey, KeyRecord};
+        use crate::keywrap::key_context;
+
+        const TOPIC: &str = "switchboard.keys";
+
+        fn record(
+            kek: &dyn KeyWrap,
+            tenant: &TenantId,
+            customer: &CustomerId,
+        ) -> (DataKey, KeyRecord) {
+            let key = DataKey::generate().unwrap();
+            let wrapped = kek.wrap(&key, &key_context(tenant, customer)).unwrap();
+            (key, KeyRecord::Wrapped(wrapped))
+        }
+
+        #[test]
+        fn the_first_key_wins_an_erasure_holds_and_the_offset_is_kept() {
+            let dir = tempfile::tempdir().unwrap();
+            let ring = kek("kek-1", 1);
+            let store = open_with(dir.path(), ring.clone()).unwrap();
+            let tenant = TenantId::new("acme").unwrap();
+            let (one, two) = (customer(1), customer(2));
+            let (first, first_record) = record(&*ring, &tenant, &one);
+            let (_, second_record) = record(&*ring, &tenant, &one);
+            assert_eq!(store.held_key(&tenant, &one).unwrap(), HeldKey::Unknown);
+            store
+                .fold_key_record(TOPIC, 0, 0, (&tenant, &one), &first_record)
+                .unwrap();
+            store
+                .fold_key_record(TOPIC, 0, 1, (&tenant, &one), &second_record)
+                .unwrap();
+            assert_eq!(
+                store.held_key(&tenant, &one).unwrap(),
+                HeldKey::Key(first.clone())
+            );
+
+            let (kept, kept_record) = record(&*ring, &tenant, &two);
+            store
+                .fold_key_record(TOPIC, 0, 2, (&tenant, &two), &kept_record)
+                .unwrap();
+            store
+                .fold_key_record(TOPIC, 0, 3, (&tenant, &one), &KeyRecord::Erased)
+                .unwrap();
+            store
+                .fold_key_record(TOPIC, 0, 4, (&tenant, &one), &second_record)
+                .unwrap();
+            assert_eq!(store.held_key(&tenant, &one).unwrap(), HeldKey::Erased);
+            assert_eq!(
+                store.held_key(&tenant, &two).unwrap(),
+                HeldKey::Key(kept.clone())
+            );
+            assert_eq!(store.key_offset(TOPIC, 0).unwrap(), Some(5));
+            assert_eq!(store.key_offset(TOPIC, 1).unwrap(), None);
+            // The erased key left the files; what was folded survives a restart.
+            assert_eq!(
+                files_holding(dir.path(), first.as_bytes()),
+                Vec::<String>::new()
+            );
+            drop(store);
+            let store = open_with(dir.path(), ring.clone()).unwrap();
+            assert_eq!(store.held_key(&tenant, &two).unwrap(), HeldKey::Key(kept));
+            assert_eq!(store.key_offset(TOPIC, 0).unwrap(), Some(5));
+        }
+
+        #[test]
+        fn a_key_no_configured_kek_opens_is_not_folded() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open_with(dir.path(), kek("kek-1", 1)).unwrap();
+            let tenant = TenantId::new("acme").unwrap();
+            let (_, foreign) = record(&*kek("kek-1", 2), &tenant, &customer(1));
+            let refused = store.fold_key_record(TOPIC, 0, 0, (&tenant, &customer(1)), &foreign);
+            assert!(refused.is_err());
+            assert_eq!(store.key_offset(TOPIC, 0).unwrap(), None);
+            assert_eq!(
+                store.held_key(&tenant, &customer(1)).unwrap(),
+                HeldKey::Unknown
+            );
+        }
+
+        #[tokio::test]
+        async fn a_shared_store_waits_for_a_key_being_folded_and_makes_none_itself() {
+            let dir = tempfile::tempdir().unwrap();
+            let ring = kek("kek-1", 1);
+            let store = open_with(dir.path(), ring.clone()).unwrap();
+            store.share_keys(Duration::from_secs(30));
+            let tenant = TenantId::new("acme").unwrap();
+            let (key, folded) = record(&*ring, &tenant, &customer(1));
+            let reader = {
+                let (store, tenant) = (store.clone(), tenant.clone());
+                std::thread::spawn(move || store.data_key(&tenant, &customer(1)).unwrap())
+            };
+            // Fold only once the reader waits: it must be woken by the fold.
+            while store.inner.folds.lock().unwrap().waiting == 0 {
+                std::thread::yield_now();
+            }
+            store
+                .fold_key_record(TOPIC, 0, 0, (&tenant, &customer(1)), &folded)
+                .unwrap();
+            assert_eq!(reader.join().unwrap(), Some(key));
+            assert!(store.create_data_key(&tenant, &customer(2)).await.is_err());
+            assert!(store.destroy_data_key(&tenant, &customer(1)).await.is_err());
+        }
+    }
 }
