@@ -22,7 +22,7 @@ use switchboard_projector::archiver::{Archiver, ArchiverConfig};
 use switchboard_projector::{Projector, ProjectorConfig};
 use switchboard_query::follow::follow;
 use switchboard_query::source::ArchiveSource;
-use switchboard_query::{CacheConfig, Invalidate, LogSource, QueryService, Sources};
+use switchboard_query::{Invalidate, LogSource, QueryService, Sources};
 use tokio::task::JoinSet;
 
 use crate::backends::Backends;
@@ -151,7 +151,10 @@ pub async fn run(
                     local: writer.clone(),
                     peers,
                 }),
-                DriverConfig::default(),
+                DriverConfig {
+                    routing: config.router.routing(),
+                    ..DriverConfig::default()
+                },
                 Clock::system(),
                 leadership,
             )
@@ -211,6 +214,7 @@ pub async fn run(
             let projector_config = ProjectorConfig {
                 consumer: config.projector.consumer.clone(),
                 archive: Some(backends.archive.clone()),
+                cache_limit: config.projector.cache_entries,
                 ..ProjectorConfig::default()
             };
             let projector = Projector::new(log.clone(), store.clone(), topic, projector_config);
@@ -395,7 +399,7 @@ pub fn query_service(config: &Config, backends: &Backends) -> anyhow::Result<Que
         }))
         .then(Arc::new(LogSource::new(backends.log.clone())));
     Ok(
-        QueryService::new(store, verifier(config)?, &CacheConfig::default())
+        QueryService::new(store, verifier(config)?, &config.query.cache)
             .with_sources(sources)
             .with_read_limits(config.query.read_limits),
     )
