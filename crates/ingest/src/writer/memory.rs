@@ -208,6 +208,9 @@ impl Shard {
         if let Some(held) = snapshot::decode_parked(&bytes)
             && self.proves_parked(id, &held).await
         {
+            if held.state.status == Status::Resolved {
+                self.unparked.push((id.clone(), held.state.last_seq));
+            }
             self.hold(id.clone(), held);
             return Ok(());
         }
@@ -284,8 +287,18 @@ impl Shard {
 
     async fn evict_parked(&mut self) {
         let resolved = std::mem::take(&mut self.resolved);
+        let unparked = std::mem::take(&mut self.unparked);
         if self.stale {
             return;
+        }
+        // Brought back and left as they were parked: the cache holds them already.
+        for (id, seq) in unparked {
+            let as_parked = self.states.get(&id).is_some_and(|r| {
+                r.held.state.status == Status::Resolved && r.held.state.last_seq == seq
+            });
+            if as_parked {
+                self.states.remove(&id);
+            }
         }
         let keys = self.keys.clone();
         let Some(cache) = keys.state_cache() else {

@@ -89,6 +89,9 @@ pub(crate) struct Shard {
     deposed: bool,
     /// Conversations the last batches resolved: parked after the batch, whatever the bound.
     pub(super) resolved: Vec<Key>,
+    /// Resolved conversations brought back from the cache, with the seq they came back at:
+    /// dropped again after the batch if it left them as parked (a refused command, a retry).
+    pub(super) unparked: Vec<(Key, Seq)>,
     /// The conversations in memory as the metrics gauge counts them.
     pub(super) counted: usize,
 }
@@ -128,6 +131,7 @@ impl Shard {
             fence: None,
             deposed: false,
             resolved: Vec::new(),
+            unparked: Vec::new(),
             counted: 0,
         }
     }

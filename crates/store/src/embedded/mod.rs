@@ -73,10 +73,10 @@ pub struct EmbeddedMemory {
     /// The block cache. Default: 32 MiB.
     pub cache_bytes: u64,
     /// Unflushed writes across every table (memtables and the journal's share): past it,
-    /// the largest memtable is flushed. Default: 64 MiB.
+    /// the largest memtable is flushed. Default: 32 MiB.
     pub write_buffer_bytes: u64,
     /// One table's memtable: past it, the memtable is flushed to a table file. Default:
-    /// 16 MiB, so that a projection flushes in runs of a few thousand batches.
+    /// 8 MiB, so that a projection still flushes in runs of thousands of events.
     pub memtable_bytes: u32,
 }
 
@@ -106,8 +106,8 @@ impl Default for EmbeddedMemory {
     fn default() -> Self {
         Self {
             cache_bytes: 32 * 1024 * 1024,
-            write_buffer_bytes: 64 * 1024 * 1024,
-            memtable_bytes: 16 * 1024 * 1024,
+            write_buffer_bytes: 32 * 1024 * 1024,
+            memtable_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -16,6 +16,8 @@ struct Counted {
     keys: InMemoryKeys,
     cache: MemoryCache,
     parks: AtomicUsize,
+    /// Parked states read back.
+    unparks: AtomicUsize,
     snapshots_written: AtomicUsize,
     /// Replaces every snapshot read, when set.
     forged_snapshot: Mutex<Option<Vec<u8>>>,
@@ -66,6 +68,7 @@ impl StateCache for Counted {
         tenant: &'a TenantId,
         conversation: &'a ConversationId,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, CommandError>> {
+        self.unparks.fetch_add(1, Ordering::SeqCst);
         self.cache.parked(tenant, conversation)
     }
 
@@ -255,6 +258,19 @@ async fn a_resolved_conversation_is_parked_after_its_batch_and_continues_its_cha
         .await
         .unwrap();
     assert!(parked.is_some(), "its state is in the cache");
+
+    // A command that changes nothing brings it back and leaves it parked as it was: each
+    // one reads it from the cache again, and nothing is written.
+    for _ in 0..2 {
+        let before = keys.unparks.load(Ordering::SeqCst);
+        let again = send(&writer, "c1", ConversationCommand::Resolve).await;
+        assert!(
+            again.as_ref().is_err() || again.as_ref().is_ok_and(|a| a.unchanged),
+            "{again:?}"
+        );
+        assert_eq!(keys.unparks.load(Ordering::SeqCst), before + 1);
+    }
+    assert_eq!(keys.parks.load(Ordering::SeqCst), 1, "not parked again");
 
     // It comes back from the cache: a retried send still answers the original message, and
     // a message on the resolved conversation reopens it on the next seqs.
