@@ -9,7 +9,7 @@ use switchboard_log::embedded::{Durability as LogDurability, EmbeddedConfig, Emb
 use switchboard_log::kafka::{KafkaConfig, KafkaLog};
 use switchboard_store::ReadModels;
 use switchboard_store::cold::Archive;
-use switchboard_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use switchboard_store::embedded::{EmbeddedMemory, EmbeddedOptions, EmbeddedStore};
 use switchboard_store::keywrap::KeyWrap;
 use switchboard_store::scylla::{Consistency, ScyllaOptions, ScyllaStore};
 use {switchboard_log::metrics as log, switchboard_store::metrics as store};
@@ -62,7 +62,11 @@ impl Backends {
         };
         let (store, embedded_store): (Arc<dyn ReadModels>, _) = match config.store.backend {
             StoreBackend::Embedded => {
-                let store = Arc::new(open_embedded_store(&data.join("store"), kek.clone())?);
+                let store = Arc::new(open_embedded_store(
+                    &data.join("store"),
+                    kek.clone(),
+                    config.store.embedded,
+                )?);
                 let metered: Arc<dyn ReadModels> =
                     Arc::new(store::Metered::new(store.clone(), "embedded"));
                 (metered, Some(store))
@@ -124,15 +128,17 @@ impl Backends {
 }
 
 /// The embedded read-model store in `dir`, created when missing, its customers' keys wrapped
-/// by `kek`.
+/// by `kek`, using at most `memory` for fjall's caches and buffers.
 pub fn open_embedded_store(
     dir: &std::path::Path,
     kek: Arc<dyn KeyWrap>,
+    memory: EmbeddedMemory,
 ) -> anyhow::Result<EmbeddedStore> {
     EmbeddedStore::open(
         dir,
         EmbeddedOptions {
             kek,
+            memory,
             ..EmbeddedOptions::default()
         },
     )

@@ -32,6 +32,9 @@ pub struct Config {
     pub ingest: IngestSettings,
     #[serde(default)]
     pub projector: ProjectorSettings,
+    /// What the router remembers (`switchboard_ingest::routing::config::RouterSettings`).
+    #[serde(default)]
+    pub router: switchboard_ingest::routing::config::RouterSettings,
     /// Log format and trace export (`crate::telemetry::TelemetryConfig`).
     #[serde(default)]
     pub telemetry: crate::telemetry::TelemetryConfig,
@@ -46,12 +49,16 @@ pub struct ProjectorSettings {
     /// that folds its own read models) takes its own, and the edge's `history_consumer`
     /// names it.
     pub consumer: String,
+    /// Conversation summaries (with report partials and agent records) each partition's
+    /// projection keeps in memory; resolved conversations are forgotten once written.
+    pub cache_entries: usize,
 }
 
 impl Default for ProjectorSettings {
     fn default() -> Self {
         Self {
             consumer: "projector".to_owned(),
+            cache_entries: switchboard_projector::partition::CACHE_LIMIT,
         }
     }
 }
@@ -145,6 +152,8 @@ pub struct StoreConfig {
     pub scylla: ScyllaSettings,
     /// The key-encryption key the customers' data keys are wrapped under.
     pub kek: KekSettings,
+    /// What the embedded store may hold in memory: block cache and write buffers.
+    pub embedded: switchboard_store::embedded::EmbeddedMemory,
 }
 
 impl Default for StoreConfig {
@@ -153,6 +162,7 @@ impl Default for StoreConfig {
             backend: StoreBackend::Embedded,
             scylla: ScyllaSettings::default(),
             kek: KekSettings::default(),
+            embedded: Default::default(),
         }
     }
 }
@@ -252,6 +262,8 @@ pub struct IngestSettings {
 pub struct QuerySettings {
     /// Read rates per principal, by role.
     pub read_limits: switchboard_query::access::ReadLimits,
+    /// Sizes and lifetimes of the query service's caches.
+    pub cache: switchboard_query::CacheConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -449,6 +461,7 @@ impl Default for Config {
             },
             query: QuerySettings::default(),
             projector: ProjectorSettings::default(),
+            router: Default::default(),
         }
     }
 }

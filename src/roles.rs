@@ -24,7 +24,7 @@ use switchboard_projector::archiver::{Archiver, ArchiverConfig};
 use switchboard_projector::{Projector, ProjectorConfig};
 use switchboard_query::follow::follow;
 use switchboard_query::source::ArchiveSource;
-use switchboard_query::{CacheConfig, Invalidate, LogSource, QueryService, Sources};
+use switchboard_query::{Invalidate, LogSource, QueryService, Sources};
 use tokio::task::JoinSet;
 
 use crate::backends::Backends;
@@ -161,7 +161,10 @@ pub async fn run(
                     local: writer.clone(),
                     peers,
                 }),
-                DriverConfig::default(),
+                DriverConfig {
+                    routing: config.router.routing(),
+                    ..DriverConfig::default()
+                },
                 Clock::system(),
                 leadership,
             )
@@ -241,6 +244,7 @@ pub async fn run(
             let projector_config = ProjectorConfig {
                 consumer: config.projector.consumer.clone(),
                 archive: Some(backends.archive.clone()),
+                cache_limit: config.projector.cache_entries,
                 ..ProjectorConfig::default()
             };
             let projector = Projector::new(log.clone(), store.clone(), topic, projector_config);
@@ -446,7 +450,7 @@ pub fn query_service(config: &Config, backends: &Backends) -> anyhow::Result<Que
         }))
         .then(Arc::new(LogSource::new(backends.log.clone())));
     Ok(
-        QueryService::new(store, verifier(config)?, &CacheConfig::default())
+        QueryService::new(store, verifier(config)?, &config.query.cache)
             .with_sources(sources)
             .with_log(backends.log.clone())
             .with_read_limits(config.query.read_limits),

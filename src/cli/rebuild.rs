@@ -53,7 +53,9 @@ async fn rebuild_into(backends: &Backends, dir: &Path, force: bool) -> Result<Ex
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Failure::io(anyhow::anyhow!("creating {}: {e}", dir.display())))?;
-    let store = Arc::new(open_embedded_store(&target, fresh_kek()).map_err(Failure::io)?);
+    let store = Arc::new(
+        open_embedded_store(&target, fresh_kek(), Default::default()).map_err(Failure::io)?,
+    );
     let took = project(backends.log.as_ref(), store.clone(), "rebuild").await?;
     let rebuilt = digest(&store)?;
     print_digest(&rebuilt)?;

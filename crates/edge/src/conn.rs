@@ -24,6 +24,9 @@ use crate::protocol::{ClientFrame, ServerFrame, VERSION, close, reference_of};
 use crate::server::Shared;
 use crate::signals::Signal;
 
+/// The conversations a connection remembers having opened.
+pub(crate) const OPENED_KEPT: usize = 64;
+
 /// Why a session ended, as the close frame says it.
 pub(crate) struct Closing(pub u16, pub &'static str);
 
@@ -37,7 +40,8 @@ pub(crate) struct Session<H> {
     /// Subscribed conversations and the last seq sent for each: live events at or below it
     /// are duplicates of the gap and dropped.
     pub subscriptions: HashMap<Arc<str>, u64>,
-    /// Conversations this connection opened (the customer owns them).
+    /// Conversations this connection opened lately (the customer owns them), at most
+    /// [`OPENED_KEPT`], so that a subscribe right after an open needs no lookup.
     pub opened: HashSet<ConversationId>,
     /// Commands in flight, per conversation (`None`: the agent's own), run in order.
     pub lanes: Lanes<Option<ConversationId>>,

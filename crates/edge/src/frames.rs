@@ -15,7 +15,7 @@ use switchboard_ingest::{AgentCommand, CommandError, ConversationCommand};
 use tracing::Instrument;
 
 use crate::auth;
-use crate::conn::{Closing, Session, TokenClock, role_name};
+use crate::conn::{Closing, OPENED_KEPT, Session, TokenClock, role_name};
 use crate::hub::Handle;
 use crate::metrics;
 use crate::protocol::{ClientFrame, ServerFrame, close, reference_of};
@@ -148,6 +148,10 @@ impl<H: CommandHandler> Session<H> {
                 if let Ok(ack) = &result
                     && let Ok(id) = ack.stream_id.parse()
                 {
+                    // Only the latest are kept: an older one is found by the hub or the store.
+                    if self.opened.len() >= OPENED_KEPT {
+                        self.opened.clear();
+                    }
                     self.opened.insert(id);
                 }
                 answer(&self.handle, reference, result, self.received);

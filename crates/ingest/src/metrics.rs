@@ -15,11 +15,14 @@ static COMMANDS: Family<Counter> = Family::new(&["kind", "outcome"], Counter::ne
 static ACK_LATENCY: Family<Histogram> = Family::new(&["kind"], Histogram::seconds);
 static FORWARDED: Family<Counter> = Family::new(&["outcome"], Counter::new);
 static QUEUED: Gauge = Gauge::new();
+static HELD: Gauge = Gauge::new();
+static ADMISSION_CUSTOMERS: Gauge = Gauge::new();
 static OWNED: Family<Gauge> = Family::new(&["partition"], Gauge::new);
 
 static ROUTER_OWNED: Family<Gauge> = Family::new(&["partition"], Gauge::new);
 static ROUTER_TENANTS: Gauge = Gauge::new();
 static ROUTER_QUEUED: Gauge = Gauge::new();
+static ROUTER_REMEMBERED: Gauge = Gauge::new();
 static ROUTER_ASSIGNMENTS: Family<Counter> = Family::new(&["policy"], Counter::new);
 static ROUTER_REASSIGNED: Family<Counter> = Family::new(&["reason"], Counter::new);
 
@@ -46,6 +49,16 @@ pub fn render(out: &mut String) {
         "Commands waiting in this instance's partition queues.",
         &QUEUED,
     );
+    page.one(
+        "switchboard_ingest_held_conversations",
+        "Conversation states the writer holds in memory, over its partitions.",
+        &HELD,
+    );
+    page.one(
+        "switchboard_ingest_admission_customers",
+        "Customers the admission gate counts: with a conversation not resolved, or an open under way.",
+        &ADMISSION_CUSTOMERS,
+    );
     page.family(
         "switchboard_ingest_owned_partitions",
         "1 for each conversation partition this instance writes under its claim.",
@@ -65,6 +78,11 @@ pub fn render(out: &mut String) {
         "switchboard_router_queued_conversations",
         "Conversations waiting for an agent, over the tenants routed here.",
         &ROUTER_QUEUED,
+    );
+    page.one(
+        "switchboard_router_remembered_conversations",
+        "Conversations the router holds in memory, resolved ones it has not forgotten included.",
+        &ROUTER_REMEMBERED,
     );
     page.family(
         "switchboard_router_assignments_total",
@@ -97,6 +115,16 @@ pub(crate) fn forwarded<T>(answer: &Result<T, CommandError>) {
     FORWARDED.get(&[outcome]).inc();
 }
 
+/// A partition's writer holds `n` more (or fewer) conversation states in memory.
+pub(crate) fn held_conversations(n: i64) {
+    HELD.add(n);
+}
+
+/// The customers the admission gate counts, after a router round.
+pub(crate) fn admission_customers(n: usize) {
+    ADMISSION_CUSTOMERS.set(n as i64);
+}
+
 /// Commands entered (positive) or left (negative) the partition queues.
 pub(crate) fn queued(n: i64) {
     QUEUED.add(n);
@@ -120,10 +148,12 @@ pub(crate) fn routing_partition(partition: u32) {
     ROUTER_OWNED.get(&[&partition.to_string()]).set(1);
 }
 
-/// The router's tenants and the conversations waiting over them, after a round.
-pub(crate) fn routing_load(tenants: usize, waiting: usize) {
+/// The router's tenants, the conversations waiting over them and every conversation it
+/// remembers, after a round.
+pub(crate) fn routing_load(tenants: usize, waiting: usize, remembered: usize) {
     ROUTER_TENANTS.set(tenants as i64);
     ROUTER_QUEUED.set(waiting as i64);
+    ROUTER_REMEMBERED.set(remembered as i64);
 }
 
 /// One of the router's decisions was acknowledged.

@@ -43,6 +43,11 @@ fn topic_index(topic: Topic) -> usize {
     }
 }
 
+/// A partition's projection holds `n` more (or fewer) conversation summaries.
+pub(crate) fn cached(n: i64) {
+    CACHED.add(n);
+}
+
 /// Counts one record sent to the dead letters.
 pub fn dead_lettered(topic: Topic, reason: &str) {
     let code = reason_code(reason);
@@ -54,6 +59,7 @@ pub fn dead_lettered(topic: Topic, reason: &str) {
 }
 
 static PROJECTED: Family<Counter> = Family::new(&["topic"], Counter::new);
+static CACHED: Gauge = Gauge::new();
 static COMMIT: LazyLock<Histogram> = LazyLock::new(Histogram::seconds);
 static LAG: Family<Histogram> = Family::new(&["topic"], Histogram::seconds);
 static ARCHIVE_RUNS: Family<Counter> = Family::new(&["outcome"], Counter::new);
@@ -101,6 +107,11 @@ pub(crate) fn archive_skipped(reason: &'static str) {
 /// The metrics in Prometheus' text format.
 pub fn render(out: &mut String) {
     let mut page = Exposition::new(out);
+    page.one(
+        "switchboard_projector_cached_conversations",
+        "Conversation summaries the projection holds in memory, over its partitions.",
+        &CACHED,
+    );
     page.family(
         "switchboard_projector_projected_events_total",
         "Events whose batch and checkpoint are in the store.",

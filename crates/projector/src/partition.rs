@@ -13,7 +13,7 @@ use switchboard_log::Record;
 use switchboard_store::agent::AgentRecord;
 use switchboard_store::checkpoint::{CheckpointKey, LogPartition};
 use switchboard_store::cold::{Archive, timeline_or_archive};
-use switchboard_store::conversation::ConversationSummary;
+use switchboard_store::conversation::{ConversationStatus, ConversationSummary};
 use switchboard_store::report::{ReportCounters, ReportKey, ReportPartial};
 use switchboard_store::timeline::{Audience, TimelineCursor, TimelineQuery, TimelineRow};
 use switchboard_store::{Batch, ReadModels, StoreError};
@@ -54,12 +54,19 @@ pub struct PartitionProjector {
     notes: HashMap<ConversationKey, HashSet<MessageId>>,
     partials: HashMap<ReportKey, (ReportCounters, Option<u64>)>,
     agents: HashMap<(TenantId, AgentId), Option<AgentRecord>>,
+    /// The most entries the caches hold before they are emptied and read again.
+    limit: usize,
+    /// Conversations the batch under way resolves: forgotten once it is in the store.
+    resolved: Vec<ConversationKey>,
+    /// The summaries counted in the metrics gauge.
+    counted: usize,
     /// Where archived conversations' earlier events are, for the private notes among them.
     archive: Option<Archive>,
 }
 
-/// How many entries the caches may hold before they are emptied and read again.
-const CACHE_LIMIT: usize = 100_000;
+/// How many entries the caches of one partition hold by default before they are emptied and
+/// read again.
+pub const CACHE_LIMIT: usize = 10_000;
 
 impl PartitionProjector {
     /// Starts from the partition's checkpoint in the store.
@@ -81,8 +88,28 @@ impl PartitionProjector {
             notes: HashMap::new(),
             partials: HashMap::new(),
             agents: HashMap::new(),
+            limit: CACHE_LIMIT,
+            resolved: Vec::new(),
+            counted: 0,
             archive: None,
         })
+    }
+
+    /// Keeps at most `limit` summaries, report partials and agent records in memory.
+    pub fn with_cache_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The conversation summaries held in memory.
+    pub fn cached_conversations(&self) -> usize {
+        self.summaries.len()
+    }
+
+    fn count_cached(&mut self) {
+        let now = self.summaries.len();
+        crate::metrics::cached(now as i64 - self.counted as i64);
+        self.counted = now;
     }
 
     /// Reads archived conversations' private notes from `archive` too, so that a late edit or
@@ -104,11 +131,8 @@ impl PartitionProjector {
     /// Folds a run of records of this partition, in offset order, into one batch. Records
     /// before the checkpoint were projected already and are skipped.
     pub async fn project(&mut self, records: &[Record]) -> Result<Projected, StoreError> {
-        if self.summaries.len() + self.partials.len() + self.agents.len() > CACHE_LIMIT {
-            self.summaries.clear();
-            self.notes.clear();
-            self.partials.clear();
-            self.agents.clear();
+        if self.summaries.len() + self.partials.len() + self.agents.len() > self.limit {
+            self.forget();
         }
         let mut out = Projected::default();
         let mut touched_summaries = HashSet::new();
@@ -162,9 +186,13 @@ impl PartitionProjector {
         };
         for key in touched_summaries {
             if let Some(Some(summary)) = self.summaries.get(&key) {
+                if summary.status == ConversationStatus::Resolved {
+                    self.resolved.push(key.clone());
+                }
                 out.batch.conversation(summary.clone());
             }
         }
+        self.count_cached();
         for key in touched_partials {
             if let Some((counters, Some(through))) = self.partials.get(&key) {
                 out.batch.report(ReportPartial {
@@ -184,9 +212,20 @@ impl PartitionProjector {
         Ok(out)
     }
 
-    /// Call once the batch of [`project`](Self::project) is in the store.
+    /// Call once the batch of [`project`](Self::project) is in the store. The conversations
+    /// it resolved are forgotten: the store has them, and a late event reads them again.
     pub fn committed(&mut self, next_offset: u64) {
         self.next_offset = self.next_offset.max(next_offset);
+        for key in std::mem::take(&mut self.resolved) {
+            let still_resolved = self.summaries.get(&key).is_some_and(|s| {
+                s.as_ref().map(|s| s.status) == Some(ConversationStatus::Resolved)
+            });
+            if still_resolved {
+                self.summaries.remove(&key);
+                self.notes.remove(&key);
+            }
+        }
+        self.count_cached();
     }
 
     /// Call when the batch could not be written: the caches may hold what the store does not.
@@ -195,6 +234,8 @@ impl PartitionProjector {
         self.notes.clear();
         self.partials.clear();
         self.agents.clear();
+        self.resolved.clear();
+        self.count_cached();
     }
 
     async fn summary(
@@ -395,5 +436,11 @@ enum Reject {
 impl From<StoreError> for Reject {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
+    }
+}
+
+impl Drop for PartitionProjector {
+    fn drop(&mut self) {
+        crate::metrics::cached(-(self.counted as i64));
     }
 }

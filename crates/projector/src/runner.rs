@@ -32,6 +32,9 @@ pub struct ProjectorConfig {
     /// The cold archive, when conversations are archived: the projector reads archived private
     /// notes from it.
     pub archive: Option<switchboard_store::cold::Archive>,
+    /// Summaries, report partials and agent records each partition keeps in memory
+    /// ([`crate::partition::CACHE_LIMIT`] by default).
+    pub cache_limit: usize,
 }
 
 impl Default for ProjectorConfig {
@@ -41,6 +44,7 @@ impl Default for ProjectorConfig {
             max_batch: 4096,
             linger: Duration::from_millis(2),
             archive: None,
+            cache_limit: crate::partition::CACHE_LIMIT,
         }
     }
 }
@@ -145,7 +149,8 @@ impl Projector {
                                 source,
                             )
                             .await?
-                            .with_archive(self.config.archive.clone()),
+                            .with_archive(self.config.archive.clone())
+                            .with_cache_limit(self.config.cache_limit),
                         );
                         let next = owned[&p].next_offset();
                         consumed.insert(p, Consumed::new("projector", self.topic.name(), p, next));

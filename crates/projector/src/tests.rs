@@ -460,3 +460,66 @@ async fn events_that_do_not_continue_the_chain_are_refused_with_the_reason() {
     let projected = projector.project(&[next]).await.unwrap();
     assert!(projected.rejected.is_empty(), "{:?}", projected.rejected);
 }
+
+#[tokio::test]
+async fn resolved_conversations_are_forgotten_once_written_and_a_bounded_cache_projects_the_same() {
+    const N: usize = 5;
+    let records = records(N);
+    let history = fixtures::conversation_history();
+    let resolved_at = history
+        .iter()
+        .position(|(e, _)| {
+            matches!(
+                e.payload,
+                switchboard_events::conversation::ConversationPayload::Resolved(_)
+            )
+        })
+        .expect("the sample history resolves");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bounded = store(dir.path());
+    let mut projector = PartitionProjector::open(bounded.clone(), "projector", source())
+        .await
+        .unwrap()
+        .with_cache_limit(3);
+    // One run per event of the history, holding that event of every conversation.
+    for (i, run) in records.chunks(N).enumerate() {
+        let projected = projector.project(run).await.unwrap();
+        assert!(projected.rejected.is_empty(), "{:?}", projected.rejected);
+        bounded.apply(&projected.batch).await.unwrap();
+        projector.committed(projected.next_offset.unwrap());
+        if i == resolved_at {
+            assert_eq!(
+                projector.cached_conversations(),
+                0,
+                "every conversation was resolved and is written: none stays in memory"
+            );
+        } else {
+            assert!(
+                projector.cached_conversations() <= N,
+                "{} summaries held",
+                projector.cached_conversations()
+            );
+        }
+    }
+
+    // The reopening, rating and erasure after the resolution folded onto the summaries read
+    // back from the store: the same read models as one unbounded run.
+    let dir = tempfile::tempdir().unwrap();
+    let whole = store(dir.path());
+    project_all(whole.clone(), "projector", &records, records.len()).await;
+    assert_eq!(
+        digest(bounded.as_ref(), N).await,
+        digest(whole.as_ref(), N).await
+    );
+    let summary = bounded
+        .conversation(&fixtures::tenant(), &ConversationId::new("conv-0").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        summary.rating,
+        Some(4),
+        "the rating after the reopening is there"
+    );
+}

@@ -69,25 +69,29 @@ impl PageKey {
     }
 }
 
-/// How big and how fresh the caches are.
-#[derive(Debug, Clone)]
+/// How big and how fresh the caches are (`[query.cache]` in the binary's configuration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// Bytes of serialized history pages.
+    /// Bytes of serialized history pages. Default: 32 MiB.
     pub page_bytes: u64,
+    /// Conversation summaries. Default: 20,000. The conversations whose generation is
+    /// remembered are bounded by twice this, and the floors and the unknown ids by this.
     pub summaries: u64,
-    /// How long a miss on an unknown conversation id is remembered.
-    pub negative_ttl: Duration,
-    /// An upper bound on any entry's life, in case an invalidation is lost.
-    pub ttl: Duration,
+    /// How long a miss on an unknown conversation id is remembered. Default: 2 s.
+    pub negative_ttl_ms: u64,
+    /// An upper bound on any entry's life, in case an invalidation is lost; a conversation's
+    /// generation is forgotten once unused for this long. Default: 300 s.
+    pub ttl_ms: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
-            page_bytes: 64 * 1024 * 1024,
-            summaries: 100_000,
-            negative_ttl: Duration::from_secs(2),
-            ttl: Duration::from_secs(300),
+            page_bytes: 32 * 1024 * 1024,
+            summaries: 20_000,
+            negative_ttl_ms: 2_000,
+            ttl_ms: 300_000,
         }
     }
 }
@@ -106,13 +110,19 @@ pub struct ReadCache {
 
 impl ReadCache {
     pub fn new(config: &CacheConfig) -> Self {
+        let ttl = Duration::from_millis(config.ttl_ms);
         Self {
             counter: AtomicU64::new(1),
             epoch: AtomicU64::new(0),
-            generations: Cache::builder().max_capacity(config.summaries * 4).build(),
+            // Forgetting a generation is safe: the next read takes a fresh one, under which
+            // nothing is cached.
+            generations: Cache::builder()
+                .max_capacity(config.summaries.saturating_mul(2))
+                .time_to_idle(ttl)
+                .build(),
             floors: Cache::builder()
                 .max_capacity(config.summaries)
-                .time_to_live(config.ttl)
+                .time_to_live(ttl)
                 .build(),
             pages: Cache::builder()
                 .max_capacity(config.page_bytes)
@@ -120,15 +130,15 @@ impl ReadCache {
                     // The JSON and the typed page hold about the same bytes.
                     (page.json.len() * 2).try_into().unwrap_or(u32::MAX)
                 })
-                .time_to_live(config.ttl)
+                .time_to_live(ttl)
                 .build(),
             summaries: Cache::builder()
                 .max_capacity(config.summaries)
-                .time_to_live(config.ttl)
+                .time_to_live(ttl)
                 .build(),
             missing: Cache::builder()
                 .max_capacity(config.summaries)
-                .time_to_live(config.negative_ttl)
+                .time_to_live(Duration::from_millis(config.negative_ttl_ms))
                 .build(),
         }
     }
@@ -162,6 +172,8 @@ impl ReadCache {
         }
         self.generations.insert(key.clone(), self.fresh());
         self.missing.invalidate(&key);
+        metrics::entries("generation", self.generations.entry_count());
+        metrics::entries("floor", self.floors.entry_count());
     }
 
     /// Whether a read whose summary reached `last_seq` is fresh enough to cache.
@@ -275,6 +287,26 @@ mod tests {
         cache.changed(&key(1).0, &key(1).1, Seq(8));
         assert!(!cache.caught_up(&key(1), Seq(8)), "the floor never drops");
         assert!(cache.caught_up(&key(1), Seq(9)));
+    }
+
+    #[test]
+    fn generations_and_floors_are_bounded() {
+        let config = CacheConfig {
+            summaries: 10,
+            ..CacheConfig::default()
+        };
+        let cache = ReadCache::new(&config);
+        for n in 0..1_000 {
+            cache.changed(&key(n).0, &key(n).1, Seq(1));
+        }
+        cache.generations.run_pending_tasks();
+        cache.floors.run_pending_tasks();
+        assert!(
+            cache.generations.entry_count() <= 20,
+            "{} generations held",
+            cache.generations.entry_count()
+        );
+        assert!(cache.floors.entry_count() <= 10);
     }
 
     #[test]

@@ -58,6 +58,13 @@ pub(crate) fn lookup(cache: &'static str, hit: bool, entries: u64) {
         .set(i64::try_from(entries).unwrap_or(i64::MAX));
 }
 
+/// The entries a cache that is not looked up by readers holds now.
+pub(crate) fn entries(cache: &'static str, entries: u64) {
+    CACHE_ENTRIES
+        .get(&[cache])
+        .set(i64::try_from(entries).unwrap_or(i64::MAX));
+}
+
 /// `n` events were taken from `source` (`hot`, `archive`, `log`).
 pub(crate) fn read_events(source: &'static str, n: usize) {
     READ_EVENTS.get(&[source]).add(n as u64);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use switchboard_events::id::{AgentId, ConversationId, CustomerId, TenantId};
-use switchboard_events::metrics::{Counter, Exposition, Family, Histogram};
+use switchboard_events::metrics::{Counter, Exposition, Family, Gauge, Histogram};
 use switchboard_events::personal::{DataKey, KeyProvider, PersonalDataError};
 
 use crate::ReadModels;
@@ -25,6 +25,10 @@ use crate::writer_cache::{ParkedConversation, WriterSnapshot};
 static DURATION: Family<Histogram> = Family::new(&["backend", "operation"], Histogram::seconds);
 static FAILED: Family<Counter> = Family::new(&["backend", "operation"], Counter::new);
 static ARCHIVE_BYTES: Counter = Counter::new();
+static WRITE_BUFFER: Gauge = Gauge::new();
+static BLOCK_CACHE: Gauge = Gauge::new();
+static JOURNALS: Gauge = Gauge::new();
+static TABLE_FILES: Gauge = Gauge::new();
 
 /// The store's metrics in Prometheus' text format.
 pub fn render(out: &mut String) {
@@ -44,6 +48,34 @@ pub fn render(out: &mut String) {
         "Bytes of the archive files written to the object store.",
         &ARCHIVE_BYTES,
     );
+    page.one(
+        "switchboard_store_write_buffer_bytes",
+        "Writes of the embedded store held in memory and not yet flushed to table files.",
+        &WRITE_BUFFER,
+    );
+    page.one(
+        "switchboard_store_block_cache_capacity_bytes",
+        "The block cache of the embedded store: the most it holds.",
+        &BLOCK_CACHE,
+    );
+    page.one(
+        "switchboard_store_journal_files",
+        "Journal files of the embedded store not yet fully flushed.",
+        &JOURNALS,
+    );
+    page.one(
+        "switchboard_store_table_files",
+        "Table files of the embedded store, over every table.",
+        &TABLE_FILES,
+    );
+}
+
+/// What the embedded store holds in memory, after a batch.
+pub(crate) fn embedded_memory(write_buffer: u64, cache: u64, journals: usize, files: usize) {
+    WRITE_BUFFER.set(i64::try_from(write_buffer).unwrap_or(i64::MAX));
+    BLOCK_CACHE.set(i64::try_from(cache).unwrap_or(i64::MAX));
+    JOURNALS.set(journals as i64);
+    TABLE_FILES.set(files as i64);
 }
 
 /// An archive file of `bytes` was written.

@@ -230,6 +230,8 @@ impl Admission {
             }
         }
         tenant.expire(now);
+        let customers = tenants.values().map(|t| t.customers.len()).sum();
+        crate::metrics::admission_customers(customers);
     }
 
     /// The open holding `place` was acknowledged as `conversation`.

@@ -54,7 +54,7 @@ pub struct RoutingConfig {
     pub estimate_window: Duration,
     /// The resolved conversations the router remembers, so that a reopening goes back to
     /// its agent; beyond, the resolved longest ago are forgotten and a reopening of one of
-    /// them waits for any agent. Default: 10,000.
+    /// them waits for any agent. Default: 1,000 ([`RouterSettings`]).
     pub max_resolved: usize,
 }
 
@@ -72,8 +72,34 @@ impl Default for RoutingConfig {
             default_capacity: 3,
             expected_handle_time: Duration::from_secs(300),
             estimate_window: Duration::from_secs(1800),
-            max_resolved: 10_000,
+            max_resolved: RouterSettings::default().max_resolved,
         }
+    }
+}
+
+/// The router's settings every tenant shares (`[router]` in the binary's configuration).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterSettings {
+    /// Resolved conversations remembered per tenant ([`RoutingConfig::max_resolved`]).
+    pub max_resolved: usize,
+}
+
+impl Default for RouterSettings {
+    fn default() -> Self {
+        Self {
+            max_resolved: 1_000,
+        }
+    }
+}
+
+impl RouterSettings {
+    /// The routing of every tenant: the defaults under these settings.
+    pub fn routing(self) -> RoutingConfigs {
+        RoutingConfigs::new(RoutingConfig {
+            max_resolved: self.max_resolved,
+            ..RoutingConfig::default()
+        })
     }
 }
 

@@ -358,7 +358,12 @@ impl<H: CommandHandler> Driver<H> {
             self.publisher.publish(router, now);
         }
         let waiting = self.routers.values().map(Router::waiting_count).sum();
-        crate::metrics::routing_load(self.routers.len(), waiting);
+        let remembered = self
+            .routers
+            .values()
+            .map(|r| r.state().conversations.len())
+            .sum();
+        crate::metrics::routing_load(self.routers.len(), waiting, remembered);
     }
 }
 

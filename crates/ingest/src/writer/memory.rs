@@ -4,8 +4,9 @@
 use switchboard_events::conversation::ConversationPayload;
 use switchboard_events::{ConversationEvent, Topic};
 
-use crate::conversation::ConversationState;
+use crate::conversation::{ConversationState, Status};
 use crate::error::CommandError;
+use crate::writer::cache::StateCache;
 use crate::writer::replay;
 use crate::writer::shard::{Key, Resident, Shard};
 use crate::writer::snapshot::{self, Held, PartitionImage, Proof};
@@ -207,6 +208,9 @@ impl Shard {
         if let Some(held) = snapshot::decode_parked(&bytes)
             && self.proves_parked(id, &held).await
         {
+            if held.state.status == Status::Resolved {
+                self.unparked.push((id.clone(), held.state.last_seq));
+            }
             self.hold(id.clone(), held);
             return Ok(());
         }
@@ -273,17 +277,46 @@ impl Shard {
         Ok(())
     }
 
-    /// Parks the conversations used least recently until a tenth of the bound is free. A
-    /// conversation whose park fails stays in memory.
+    /// Parks the conversations the last batches resolved, then, beyond the bound, those used
+    /// least recently until a tenth of the bound is free. A conversation whose park fails
+    /// stays in memory.
     pub(super) async fn evict(&mut self) {
-        let max = self.config.max_conversations.max(1);
-        if self.states.len() <= max || self.stale {
+        self.evict_parked().await;
+        self.count_held();
+    }
+
+    async fn evict_parked(&mut self) {
+        let resolved = std::mem::take(&mut self.resolved);
+        let unparked = std::mem::take(&mut self.unparked);
+        if self.stale {
             return;
+        }
+        // Brought back and left as they were parked: the cache holds them already.
+        for (id, seq) in unparked {
+            let as_parked = self.states.get(&id).is_some_and(|r| {
+                r.held.state.status == Status::Resolved && r.held.state.last_seq == seq
+            });
+            if as_parked {
+                self.states.remove(&id);
+            }
         }
         let keys = self.keys.clone();
         let Some(cache) = keys.state_cache() else {
             return;
         };
+        for id in resolved {
+            let still_resolved = self
+                .states
+                .get(&id)
+                .is_some_and(|r| r.held.state.status == Status::Resolved);
+            if still_resolved && !self.park(cache, &id).await {
+                return;
+            }
+        }
+        let max = self.config.max_conversations.max(1);
+        if self.states.len() <= max {
+            return;
+        }
         let keep = max - max / 10;
         let mut by_use: Vec<(u64, Key)> = self
             .states
@@ -294,17 +327,33 @@ impl Shard {
         by_use.select_nth_unstable_by_key(evicted - 1, |(used, _)| *used);
         by_use.truncate(evicted);
         for (_, id) in by_use {
-            let Some(resident) = self.states.get(&id) else {
-                continue;
-            };
-            let state = &resident.held.state;
-            let body = snapshot::encode_parked(&resident.held);
-            if let Err(e) = cache.park(&id.0, &id.1, state.last_seq.0, body).await {
-                tracing::warn!(partition = self.partition, error = %e, "parking conversations failed; they stay in memory");
+            if !self.park(cache, &id).await {
                 return;
             }
-            self.states.remove(&id);
         }
+    }
+
+    /// Writes a conversation's state to the cache and only then drops it from memory; false
+    /// when the write failed (it stays).
+    async fn park(&mut self, cache: &dyn StateCache, id: &Key) -> bool {
+        let Some(resident) = self.states.get(id) else {
+            return true;
+        };
+        let state = &resident.held.state;
+        let body = snapshot::encode_parked(&resident.held);
+        if let Err(e) = cache.park(&id.0, &id.1, state.last_seq.0, body).await {
+            tracing::warn!(partition = self.partition, error = %e, "parking conversations failed; they stay in memory");
+            return false;
+        }
+        self.states.remove(id);
+        true
+    }
+
+    /// Moves the gauge of conversations in memory to this shard's count.
+    pub(super) fn count_held(&mut self) {
+        let now = self.states.len();
+        crate::metrics::held_conversations(now as i64 - self.counted as i64);
+        self.counted = now;
     }
 
     pub(super) async fn snapshot_if_due(&mut self) {

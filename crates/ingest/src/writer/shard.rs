@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::Ack;
 use crate::command::{ConversationCommand, Limits};
 use crate::conversation::stamp::{Cause, stamp};
-use crate::conversation::{Context, ConversationState, Decision, decide};
+use crate::conversation::{Context, ConversationState, Decision, Status, decide};
 use crate::error::CommandError;
 use crate::writer::StateConfig;
 use crate::writer::keys::{DataKeys, KeySealer};
@@ -89,6 +89,19 @@ pub(crate) struct Shard {
     fence: Option<Fence>,
     /// A newer claim took the partition: the shard answers `not_owner` from now on.
     deposed: bool,
+    /// Conversations the last batches resolved: parked after the batch, whatever the bound.
+    pub(super) resolved: Vec<Key>,
+    /// Resolved conversations brought back from the cache, with the seq they came back at:
+    /// dropped again after the batch if it left them as parked (a refused command, a retry).
+    pub(super) unparked: Vec<(Key, Seq)>,
+    /// The conversations in memory as the metrics gauge counts them.
+    pub(super) counted: usize,
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        crate::metrics::held_conversations(-(self.counted as i64));
+    }
 }
 
 impl Shard {
@@ -119,6 +132,9 @@ impl Shard {
             erased_in_log: Vec::new(),
             fence: None,
             deposed: false,
+            resolved: Vec::new(),
+            unparked: Vec::new(),
+            counted: 0,
         }
     }
 
@@ -296,6 +312,9 @@ impl Shard {
             };
             if let Some(resident) = self.states.get_mut(&id) {
                 resident.held.last = proof;
+                if resident.held.state.status == Status::Resolved {
+                    self.resolved.push(id);
+                }
             }
             if position.offset + 1 >= self.next_offset {
                 self.next_offset = position.offset + 1;

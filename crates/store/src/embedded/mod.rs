@@ -37,16 +37,12 @@ use crate::{Batch, ReadModels, StoreError};
 
 use schema::tables;
 
-/// Memory for unflushed writes across tables, and per table: large enough that a projection
-/// flushes in big runs rather than small ones.
-const WRITE_BUFFER_BYTES: u64 = 256 * 1024 * 1024;
-const MEMTABLE_BYTES: u32 = 64 * 1024 * 1024;
-
 /// How the embedded store is opened.
 #[derive(Debug, Clone)]
 pub struct EmbeddedOptions {
-    /// Block cache size in bytes.
-    pub cache_bytes: u64,
+    /// Memory fjall may use: its block cache, its unflushed writes across tables and per
+    /// table (`store.embedded` in the binary's configuration).
+    pub memory: EmbeddedMemory,
     /// Sync each projected batch to disk before `apply` returns. Off (the default), a batch
     /// is handed to the operating system, so it survives a crash of the process; a power
     /// loss may drop the last batches, but never half of one: their checkpoint goes with
@@ -62,9 +58,56 @@ pub struct EmbeddedOptions {
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         Self {
-            cache_bytes: 64 * 1024 * 1024,
+            memory: EmbeddedMemory::default(),
             sync_batches: false,
             kek: LocalKek::ephemeral(),
+        }
+    }
+}
+
+/// The memory of the embedded store, in bytes. What fjall holds beyond these grows with the
+/// data on disk (a bloom filter and the top of a block index per table file), not with time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedMemory {
+    /// The block cache. Default: 32 MiB.
+    pub cache_bytes: u64,
+    /// Unflushed writes across every table (memtables and the journal's share): past it,
+    /// the largest memtable is flushed. Default: 32 MiB.
+    pub write_buffer_bytes: u64,
+    /// One table's memtable: past it, the memtable is flushed to a table file. Default:
+    /// 8 MiB, so that a projection still flushes in runs of thousands of events.
+    pub memtable_bytes: u32,
+}
+
+impl EmbeddedMemory {
+    /// Refuses sizes fjall cannot work with.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let refuse = |reason: String| Err(StoreError::InvalidRequest { reason });
+        if self.write_buffer_bytes < 1024 * 1024 {
+            return refuse(format!(
+                "store.embedded.write_buffer_bytes must be at least 1 MiB (1048576), not {}",
+                self.write_buffer_bytes
+            ));
+        }
+        if self.memtable_bytes < 64 * 1024
+            || u64::from(self.memtable_bytes) > self.write_buffer_bytes
+        {
+            return refuse(format!(
+                "store.embedded.memtable_bytes must be between 64 KiB (65536) and write_buffer_bytes ({}), not {}",
+                self.write_buffer_bytes, self.memtable_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for EmbeddedMemory {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 32 * 1024 * 1024,
+            write_buffer_bytes: 32 * 1024 * 1024,
+            memtable_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -126,6 +169,26 @@ impl Tables {
     }
 }
 
+impl Inner {
+    /// Sets the gauges of what fjall holds in memory (`crate::metrics`): cheap atomic reads,
+    /// taken after each projected batch.
+    fn measure(&self) {
+        let files = self
+            .t
+            .all()
+            .iter()
+            .map(|t| t.segment_count())
+            .sum::<usize>()
+            + self.t.writer_cache.segment_count();
+        crate::metrics::embedded_memory(
+            self.keyspace.write_buffer_size(),
+            self.keyspace.cache_capacity(),
+            self.keyspace.journal_count(),
+            files,
+        );
+    }
+}
+
 impl fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbeddedStore")
@@ -146,13 +209,16 @@ impl EmbeddedStore {
     /// Opens the store in `dir`, creating it when empty. Refuses a KEK that is not the one
     /// the store's data keys were wrapped under ([`crate::keywrap`]).
     pub fn open(dir: impl AsRef<Path>, options: EmbeddedOptions) -> Result<Self, StoreError> {
+        let memory = options.memory;
+        memory.check()?;
         let keyspace = Config::new(dir.as_ref())
-            .cache_size(options.cache_bytes)
-            .max_write_buffer_size(WRITE_BUFFER_BYTES)
+            .cache_size(memory.cache_bytes)
+            .max_write_buffer_size(memory.write_buffer_bytes)
             .open()
             .map_err(engine_error("open the embedded store"))?;
         let open = |name: &str| {
-            let options = PartitionCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
+            let options =
+                PartitionCreateOptions::default().max_memtable_size(memory.memtable_bytes);
             keyspace
                 .open_partition(name, options)
                 .map_err(engine_error("open a table of the embedded store"))
@@ -280,7 +346,12 @@ impl ReadModels for EmbeddedStore {
         }
         // The blocking pool needs an owned batch; cloning costs far less than the commit.
         let batch = batch.clone();
-        self.write(move |inner| write::apply(inner, &batch)).await
+        self.write(move |inner| {
+            write::apply(inner, &batch)?;
+            inner.measure();
+            Ok(())
+        })
+        .await
     }
 
     async fn checkpoint(&self, key: &CheckpointKey) -> Result<Option<u64>, StoreError> {

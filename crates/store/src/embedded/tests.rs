@@ -484,3 +484,82 @@ mod keys_at_rest {
         }
     }
 }
+
+#[tokio::test]
+async fn the_configured_write_buffer_bounds_what_stays_in_memory() {
+    use super::EmbeddedMemory;
+
+    let dir = tempfile::tempdir().unwrap();
+    let memory = EmbeddedMemory {
+        cache_bytes: 1 << 20,
+        write_buffer_bytes: 1 << 20,
+        memtable_bytes: 128 << 10,
+    };
+    let too_small = EmbeddedMemory {
+        write_buffer_bytes: 512 << 10,
+        ..memory
+    };
+    let refused = EmbeddedStore::open(
+        dir.path(),
+        EmbeddedOptions {
+            memory: too_small,
+            ..EmbeddedOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("write_buffer_bytes must be at least"),
+        "{refused}"
+    );
+    let options = EmbeddedOptions {
+        memory,
+        ..EmbeddedOptions::default()
+    };
+    let store = EmbeddedStore::open(dir.path(), options).unwrap();
+    let acme = suite::tenant("acme");
+    for c in 0..400 {
+        let mut batch = Batch::new();
+        for seq in 1..=50 {
+            batch.timeline(suite::message(
+                &acme,
+                &suite::conv(&format!("c{c}")),
+                seq,
+                7,
+            ));
+        }
+        store.apply(&batch).await.unwrap();
+    }
+    let inner = &store.inner;
+    assert_eq!(inner.keyspace.cache_capacity(), 1 << 20);
+    // Flushes run in fjall's background threads: wait for them, within reason.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while inner.keyspace.write_buffer_size() > memory.write_buffer_bytes
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        inner.keyspace.write_buffer_size() <= memory.write_buffer_bytes,
+        "{} bytes unflushed",
+        inner.keyspace.write_buffer_size()
+    );
+    assert!(
+        inner.t.timeline.segment_count() > 0,
+        "the timeline was flushed to table files"
+    );
+    let page = store
+        .timeline(
+            &acme,
+            &suite::conv("c0"),
+            crate::timeline::TimelineQuery::new(
+                crate::timeline::TimelineCursor::Oldest,
+                100,
+                crate::timeline::Audience::Staff,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 50, "what was flushed reads back");
+}

@@ -16,6 +16,8 @@ struct Counted {
     keys: InMemoryKeys,
     cache: MemoryCache,
     parks: AtomicUsize,
+    /// Parked states read back.
+    unparks: AtomicUsize,
     snapshots_written: AtomicUsize,
     /// Replaces every snapshot read, when set.
     forged_snapshot: Mutex<Option<Vec<u8>>>,
@@ -66,6 +68,7 @@ impl StateCache for Counted {
         tenant: &'a TenantId,
         conversation: &'a ConversationId,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, CommandError>> {
+        self.unparks.fetch_add(1, Ordering::SeqCst);
         self.cache.parked(tenant, conversation)
     }
 
@@ -281,4 +284,76 @@ async fn a_damaged_or_newer_snapshot_is_ignored_and_the_log_folded() {
         assert_eq!((retry.seq, retry.unchanged), (first[4].seq, true));
         log.shutdown();
     }
+}
+
+#[tokio::test]
+async fn a_resolved_conversation_is_parked_after_its_batch_and_continues_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = embedded(dir.path());
+    let keys = Arc::new(Counted::default());
+    // A bound far above what the test opens: only the resolution parks.
+    let writer = start_bounded(log.clone(), keys.clone(), 1_000, 1_000).await;
+    let first = fill(&writer, 3).await;
+    assert_eq!(
+        keys.parks.load(Ordering::SeqCst),
+        0,
+        "nothing parked below the bound"
+    );
+    let resolved = send(&writer, "c1", ConversationCommand::Resolve)
+        .await
+        .unwrap();
+    assert_eq!(resolved.seq, Seq(3));
+    assert_eq!(
+        keys.parks.load(Ordering::SeqCst),
+        1,
+        "the resolved conversation is parked"
+    );
+    let parked = keys
+        .cache
+        .parked(&customer().tenant, &ConversationId::new("c1").unwrap())
+        .await
+        .unwrap();
+    assert!(parked.is_some(), "its state is in the cache");
+
+    // A command that changes nothing brings it back and leaves it parked as it was: each
+    // one reads it from the cache again, and nothing is written.
+    for _ in 0..2 {
+        let before = keys.unparks.load(Ordering::SeqCst);
+        let again = send(&writer, "c1", ConversationCommand::Resolve).await;
+        assert!(
+            again.as_ref().is_err() || again.as_ref().is_ok_and(|a| a.unchanged),
+            "{again:?}"
+        );
+        assert_eq!(keys.unparks.load(Ordering::SeqCst), before + 1);
+    }
+    assert_eq!(keys.parks.load(Ordering::SeqCst), 1, "not parked again");
+
+    // It comes back from the cache: a retried send still answers the original message, and
+    // a message on the resolved conversation reopens it on the next seqs.
+    let retry = send(&writer, "c1", post("m1", "hello")).await.unwrap();
+    assert_eq!(
+        (retry.seq, retry.unchanged, retry.message_id),
+        (Seq(2), true, first[1].message_id.clone())
+    );
+    let next = send(&writer, "c1", post("m2", "back again")).await.unwrap();
+    assert_eq!(
+        (next.seq, next.unchanged),
+        (Seq(5), false),
+        "reopened at 4, posted at 5"
+    );
+
+    let events = history(log.as_ref(), &ConversationId::new("c1").unwrap()).await;
+    let seqs: Vec<u64> = events.iter().map(|e| e.envelope.seq.0).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "gapless, each once");
+    for pair in events.windows(2) {
+        assert_eq!(
+            pair[1].envelope.prev_hash, pair[0].envelope.hash,
+            "seq {} links to the seq before it",
+            pair[1].envelope.seq.0
+        );
+    }
+    assert!(matches!(
+        events[3].payload,
+        ConversationPayload::Reopened(_)
+    ));
 }
