@@ -10,7 +10,12 @@
 //!     [--seconds S] [--rooms N]
 //!     [--storm CLIENTS [--storm-messages N]]   # only the reconnect storm (ops/reconnect-storm.sh)
 //!     [--churn S [--workers N]]                 # only the memory churn
+//!     [--fleet N [--edges E] [--clients C] [--hold-seconds S]]  # only idle connections, distributed
 //! ```
+//!
+//! `--fleet N` holds N idle connections across `--edges` (6) `switchboard run --roles edge`
+//! processes on tansu, opened by `--clients` (6) generator processes (this program with
+//! `--hold`), for `--hold-seconds` (90, past the edge's idle timeout); see `bench/fleet.rs`.
 //!
 //! `--churn S` runs only the memory scenario instead, against switchboard: `--workers`
 //! customers (64) open, post to and resolve short conversations for S seconds, and the
@@ -25,6 +30,7 @@
 
 mod bench {
     pub mod client;
+    pub mod fleet;
     pub mod scenarios;
     pub mod stats;
     pub mod storm;
@@ -378,6 +384,43 @@ struct Args {
     programs: Programs,
     plan: Plan,
     targets: Vec<Target>,
+    fleet: Option<bench::fleet::FleetPlan>,
+}
+
+/// A generator of the fleet (`--hold N --at ADDR,... --offset K --hold-seconds S`).
+#[derive(Debug)]
+struct Hold {
+    n: usize,
+    at: Vec<std::net::SocketAddr>,
+    offset: usize,
+    seconds: f64,
+}
+
+/// The arguments of a fleet generator, when these are they.
+fn hold_args() -> Result<Option<Hold>, Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some("--hold") {
+        return Ok(None);
+    }
+    let mut hold = Hold {
+        n: 0,
+        at: Vec::new(),
+        offset: 0,
+        seconds: 0.0,
+    };
+    for pair in args.chunks(2) {
+        let value = pair
+            .get(1)
+            .ok_or_else(|| format!("{} takes a value", pair[0]))?;
+        match pair[0].as_str() {
+            "--hold" => hold.n = value.parse()?,
+            "--at" => hold.at = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--offset" => hold.offset = value.parse()?,
+            "--hold-seconds" => hold.seconds = value.parse()?,
+            other => return Err(format!("unknown argument {other} of --hold").into()),
+        }
+    }
+    Ok(Some(hold))
 }
 
 fn args() -> Result<Args, Error> {
@@ -390,6 +433,8 @@ fn args() -> Result<Args, Error> {
     let mut rooms = None;
     let mut churn = None;
     let mut workers = 64;
+    let mut fleet = None;
+    let (mut edges, mut clients, mut hold_seconds) = (6, 6, 90.0);
     let mut targets = vec![
         Target::Switchboard("always"),
         Target::Switchboard("never"),
@@ -418,6 +463,10 @@ fn args() -> Result<Args, Error> {
             "--rooms" => rooms = Some(value()?.parse()?),
             "--churn" => churn = Some(value()?.parse()?),
             "--workers" => workers = value()?.parse()?,
+            "--fleet" => fleet = Some(value()?.parse()?),
+            "--edges" => edges = value()?.parse()?,
+            "--clients" => clients = value()?.parse()?,
+            "--hold-seconds" => hold_seconds = value()?.parse()?,
             "--targets" => {
                 targets = value()?
                     .split(',')
@@ -448,14 +497,27 @@ fn args() -> Result<Args, Error> {
         },
         plan,
         targets,
+        fleet: fleet.map(|connections| bench::fleet::FleetPlan {
+            connections,
+            edges,
+            clients,
+            hold_seconds,
+        }),
     })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     EPOCH.get_or_init(Instant::now);
-    let args = args()?;
     let limit = rlimit::increase_nofile_limit(u64::MAX)?;
+    if let Some(hold) = hold_args()? {
+        return bench::fleet::hold(&hold.at, hold.n, hold.offset, hold.seconds).await;
+    }
+    let args = args()?;
+    if let Some(fleet) = args.fleet {
+        eprintln!("open files limit {limit}; {fleet:?}");
+        return bench::fleet::fleet(&args.programs, fleet).await;
+    }
     let plan = args.plan;
     eprintln!("open files limit {limit}; {plan:?}");
     if let Some(clients) = plan.storm_clients {

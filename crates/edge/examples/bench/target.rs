@@ -15,7 +15,7 @@ use switchboard_events::token::{TokenIssuer, now_seconds};
 use super::client::Who;
 use crate::Error;
 
-mod distributed;
+pub mod distributed;
 
 /// What a column of the table ran.
 #[derive(Clone, Debug)]
@@ -119,6 +119,26 @@ impl Server {
 }
 
 impl Endpoint {
+    /// A switchboard edge at `edge` (agents at `agent_edge` when set), history at `history`,
+    /// taking tokens signed with the bench's secret.
+    pub fn switchboard(
+        edge: SocketAddr,
+        agent_edge: Option<SocketAddr>,
+        history: SocketAddr,
+    ) -> Self {
+        Endpoint {
+            transport: Transport::Switchboard,
+            edge,
+            agent_edge,
+            history,
+            issuer: Some(TokenIssuer::hs256(
+                SECRET.as_bytes(),
+                "switchboard",
+                "switchboard",
+            )),
+        }
+    }
+
     /// The endpoint agents connect to.
     pub fn for_agents(&self) -> Endpoint {
         Endpoint {
@@ -183,17 +203,11 @@ fn switchboard(programs: &Programs, durability: &str) -> Result<Server, Error> {
     Ok(Server {
         pid: child.id(),
         child,
-        endpoint: Endpoint {
-            transport: Transport::Switchboard,
-            edge: edge.ok_or("no edge address")?,
-            agent_edge: None,
-            history: history.ok_or("no query address")?,
-            issuer: Some(TokenIssuer::hs256(
-                SECRET.as_bytes(),
-                "switchboard",
-                "switchboard",
-            )),
-        },
+        endpoint: Endpoint::switchboard(
+            edge.ok_or("no edge address")?,
+            None,
+            history.ok_or("no query address")?,
+        ),
         _data: Some(data),
         others: Vec::new(),
     })

@@ -24,10 +24,22 @@ pub fn stamp(
     cause: &Cause,
     payloads: Vec<ConversationPayload>,
 ) -> Result<Vec<(ConversationEvent, Vec<u8>)>, CommandError> {
-    let (mut seq, mut prev) = match state {
+    let head = match state {
         Some(s) => (s.last_seq, s.last_hash),
         None => (Seq(0), ChainHash::GENESIS),
     };
+    stamp_after(head, tenant, conversation, cause, payloads)
+}
+
+/// The events that follow the conversation's last event `(seq, hash)`; `(Seq(0),
+/// ChainHash::GENESIS)` opens it. For tools that write a log without folding its states.
+pub fn stamp_after(
+    (mut seq, mut prev): (Seq, ChainHash),
+    tenant: &TenantId,
+    conversation: &ConversationId,
+    cause: &Cause,
+    payloads: Vec<ConversationPayload>,
+) -> Result<Vec<(ConversationEvent, Vec<u8>)>, CommandError> {
     let mut out = Vec::with_capacity(payloads.len());
     for payload in payloads {
         seq = seq.next();

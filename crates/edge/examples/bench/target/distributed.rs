@@ -11,24 +11,77 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use switchboard_events::token::TokenIssuer;
-
-use super::{Endpoint, Programs, SECRET, Server, Transport, address, spawn};
+use super::{Endpoint, Programs, SECRET, Server, address, spawn};
 use crate::Error;
 
 const SERVICE_TOKEN: &str = "bench-distributed-service-token-0123456789";
 
 pub fn start(programs: &Programs) -> Result<Server, Error> {
-    let data = tempfile::tempdir()?;
-    let secret = data.path().join("jwt-hs256.key");
-    std::fs::write(&secret, SECRET)?;
-    let mut others = Vec::new();
-    let broker = tansu(&mut others)?;
-    let config = data.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+    let cluster = Cluster::start()?;
+    let mut ingest_1 = cluster.run(programs, "ingest-1", "ingest,router", &[])?;
+    let first = format!("http://{}", ingest_1.take("commands  gRPC")?);
+    let mut ingest_2 = cluster.run(
+        programs,
+        "ingest-2",
+        "ingest,router",
+        &[format!("ingest.endpoints=[\"{first}\"]")],
+    )?;
+    let second = format!("http://{}", ingest_2.take("commands  gRPC")?);
+    let mut read = cluster.run(programs, "read", "projector,query", &[])?;
+    let history = read.take("queries   HTTP")?;
+    let edge = |name: &str| {
+        cluster.run(
+            programs,
+            name,
+            "edge,projector",
+            &[
+                format!("ingest.endpoints=[\"{first}\",\"{second}\"]"),
+                format!("projector.consumer=projector-{name}"),
+                format!("edge.history_consumer=projector-{name}"),
+            ],
+        )
+    };
+    let (mut customers, mut agents) = (edge("edge-1")?, edge("edge-2")?);
+    let (edge, agent_edge) = (customers.take("widget")?, agents.take("widget")?);
+    for node in [&ingest_1, &ingest_2, &read, &customers, &agents] {
+        node.wait_ready()?;
+    }
+    let Cluster {
+        data, mut others, ..
+    } = cluster;
+    others.extend([ingest_1.child, ingest_2.child, read.child, agents.child]);
+    Ok(Server {
+        pid: customers.child.id(),
+        child: customers.child,
+        endpoint: Endpoint::switchboard(edge, Some(agent_edge), history),
+        _data: Some(data),
+        // The edges and the rest go before the broker they depend on.
+        others: others.into_iter().rev().collect(),
+    })
+}
+
+/// What the processes of a distributed deployment share: a tansu broker (the first of
+/// `others`), the data directory and the configuration file.
+#[derive(Debug)]
+pub struct Cluster {
+    pub data: tempfile::TempDir,
+    config: PathBuf,
+    pub others: Vec<Child>,
+}
+
+impl Cluster {
+    /// Starts the broker and writes the configuration every process reads.
+    pub fn start() -> Result<Self, Error> {
+        let data = tempfile::tempdir()?;
+        let secret = data.path().join("jwt-hs256.key");
+        std::fs::write(&secret, SECRET)?;
+        let mut others = Vec::new();
+        let broker = tansu(&mut others)?;
+        let config = data.path().join("switchboard.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
 [log]
 backend = "kafka"
 [log.kafka]
@@ -49,18 +102,33 @@ all_tenants = true
 [ingest]
 service_token = "{SERVICE_TOKEN}"
 "#,
-            secret = secret.display(),
-            fetch_wait_ms =
-                std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "10".to_owned()),
-        ),
-    )?;
-    let run = |name: &str, roles: &str, sets: &[String]| -> Result<Started, Error> {
+                secret = secret.display(),
+                fetch_wait_ms =
+                    std::env::var("BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "10".to_owned()),
+            ),
+        )?;
+        Ok(Self {
+            data,
+            config,
+            others,
+        })
+    }
+
+    /// Starts `switchboard run --roles <roles>` as the process `name`, on ports the OS
+    /// picks, and waits for it to announce its listeners.
+    pub fn run(
+        &self,
+        programs: &Programs,
+        name: &str,
+        roles: &str,
+        sets: &[String],
+    ) -> Result<Started, Error> {
         let mut command = Command::new(&programs.switchboard);
         command
             .args(["run", "--roles", roles, "--config"])
-            .arg(&config)
+            .arg(&self.config)
             .arg("--data-dir")
-            .arg(data.path().join(name))
+            .arg(self.data.path().join(name))
             .args(["--set", &format!("log.kafka.client_id={name}")]);
         for key in [
             "edge",
@@ -78,57 +146,13 @@ service_token = "{SERVICE_TOKEN}"
         command.env("RUST_LOG", "warn");
         let (child, lines) = spawn(command)?;
         Started::announced(child, lines, roles)
-    };
-    let mut ingest_1 = run("ingest-1", "ingest,router", &[])?;
-    let first = format!("http://{}", ingest_1.take("commands  gRPC")?);
-    let mut ingest_2 = run(
-        "ingest-2",
-        "ingest,router",
-        &[format!("ingest.endpoints=[\"{first}\"]")],
-    )?;
-    let second = format!("http://{}", ingest_2.take("commands  gRPC")?);
-    let mut read = run("read", "projector,query", &[])?;
-    let history = read.take("queries   HTTP")?;
-    let edge = |name: &str| {
-        run(
-            name,
-            "edge,projector",
-            &[
-                format!("ingest.endpoints=[\"{first}\",\"{second}\"]"),
-                format!("projector.consumer=projector-{name}"),
-                format!("edge.history_consumer=projector-{name}"),
-            ],
-        )
-    };
-    let (mut customers, mut agents) = (edge("edge-1")?, edge("edge-2")?);
-    let (edge, agent_edge) = (customers.take("widget")?, agents.take("widget")?);
-    for node in [&ingest_1, &ingest_2, &read, &customers, &agents] {
-        node.wait_ready()?;
     }
-    others.extend([ingest_1.child, ingest_2.child, read.child, agents.child]);
-    Ok(Server {
-        pid: customers.child.id(),
-        child: customers.child,
-        endpoint: Endpoint {
-            transport: Transport::Switchboard,
-            edge,
-            agent_edge: Some(agent_edge),
-            history,
-            issuer: Some(TokenIssuer::hs256(
-                SECRET.as_bytes(),
-                "switchboard",
-                "switchboard",
-            )),
-        },
-        _data: Some(data),
-        // The edges and the rest go before the broker they depend on.
-        others: others.into_iter().rev().collect(),
-    })
 }
 
 /// A started process and the lines it announced its listeners with.
-struct Started {
-    child: Child,
+#[derive(Debug)]
+pub struct Started {
+    pub child: Child,
     lines: Vec<String>,
 }
 
@@ -156,7 +180,7 @@ impl Started {
         Ok(Self { child, lines })
     }
 
-    fn take(&mut self, what: &str) -> Result<SocketAddr, Error> {
+    pub fn take(&mut self, what: &str) -> Result<SocketAddr, Error> {
         self.lines
             .iter()
             .find(|l| l.contains(what))
@@ -165,7 +189,7 @@ impl Started {
     }
 
     /// Polls `/readyz` on the admin listener for up to a minute.
-    fn wait_ready(&self) -> Result<(), Error> {
+    pub fn wait_ready(&self) -> Result<(), Error> {
         let admin = self
             .lines
             .iter()
