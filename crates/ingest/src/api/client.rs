@@ -192,10 +192,18 @@ impl GrpcCommands {
         })
     }
 
-    /// A request with this client's token and, when the caller's span is traced, its
-    /// `traceparent`, so the instance's spans continue the caller's trace.
-    fn request<T>(&self, message: T, trace: Option<&MetadataValue<Ascii>>) -> Request<T> {
+    /// A request with this client's token, the time left before `deadline` as its
+    /// `grpc-timeout` (so the instance stops working on a command the caller no longer waits
+    /// for) and, when the caller's span is traced, its `traceparent`, so the instance's spans
+    /// continue the caller's trace.
+    fn request<T>(
+        &self,
+        message: T,
+        deadline: Instant,
+        trace: Option<&MetadataValue<Ascii>>,
+    ) -> Request<T> {
         let mut request = Request::new(message);
+        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
         let metadata = request.metadata_mut();
         metadata.insert("authorization", self.authorization.clone());
         if let Some(trace) = trace {
@@ -240,11 +248,12 @@ impl CommandHandler for GrpcCommands {
             correlation,
             command,
         });
+        let deadline = Instant::now() + self.rounds.deadline;
         self.rounds
             .run(|i| {
                 let target = &self.targets[i];
                 let mut client = target.client.clone();
-                let request = self.request(message.clone(), trace.as_ref());
+                let request = self.request(message.clone(), deadline, trace.as_ref());
                 async move { acked(&target.url, client.execute(request).await) }
             })
             .await
@@ -264,11 +273,12 @@ impl CommandHandler for GrpcCommands {
             correlation,
             command,
         });
+        let deadline = Instant::now() + self.rounds.deadline;
         self.rounds
             .run(|i| {
                 let target = &self.targets[i];
                 let mut client = target.client.clone();
-                let request = self.request(message.clone(), trace.as_ref());
+                let request = self.request(message.clone(), deadline, trace.as_ref());
                 async move { acked(&target.url, client.execute_agent(request).await) }
             })
             .await
@@ -310,8 +320,10 @@ fn failure(url: &str, status: &Status) -> Failure {
         // No code of ours: the instance was not reached or the connection broke (tonic's
         // and hyper's own errors, or a proxy in between). A post is safe to send again; see
         // the module documentation.
+        // `DeadlineExceeded`: the instance gave up at the caller's own deadline, which the
+        // rounds then answer as `unavailable`.
         None => match status.code() {
-            Code::Unavailable | Code::Unknown | Code::Cancelled => {
+            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => {
                 Failure::Retry(CommandError::Unavailable(format!(
                     "ingest at {url} did not answer: {}",
                     status.message()

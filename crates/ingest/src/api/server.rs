@@ -120,13 +120,15 @@ impl<H: CommandHandler, A: Authenticator> Api<H, A> {
         let principal = self
             .authenticate(token, request.on_behalf_of.clone())
             .await?;
-        self.agent_as(principal, request).await
+        self.agent_as(principal, traceparent, request).await
     }
 
-    /// An agent command of a principal already authenticated.
+    /// An agent command of a principal already authenticated, in the trace of `traceparent`
+    /// when the caller sent one.
     pub(crate) async fn agent_as(
         &self,
         principal: Principal,
+        traceparent: Option<&[u8]>,
         request: AgentRequest,
     ) -> Result<Ack, ApiError> {
         let span = tracing::debug_span!(

@@ -30,7 +30,7 @@ use switchboard_events::status::StatusKind;
 use switchboard_events::tenant::tenant_stream;
 use switchboard_events::visitor::SessionSecret;
 
-use super::{path_id, read_json, token};
+use super::{path_id, read_json, token, traceparent};
 use crate::api::auth::Authenticator;
 use crate::api::convert::AgentRequest;
 use crate::api::error::ApiError;
@@ -131,6 +131,7 @@ fn may_read(principal: &Principal) -> Result<(), ApiError> {
 async fn configure<H: CommandHandler, A: Authenticator>(
     state: &AdminState<H, A>,
     principal: Principal,
+    traceparent: Option<&[u8]>,
     create: bool,
     patch: Value,
 ) -> Result<TenantRecord, ApiError> {
@@ -141,7 +142,7 @@ async fn configure<H: CommandHandler, A: Authenticator>(
         correlation: CorrelationId(uuid::Uuid::now_v7()),
         command: AgentCommand::ConfigureTenant { create, patch },
     };
-    let ack: Ack = state.api.agent_as(principal, request).await?;
+    let ack: Ack = state.api.agent_as(principal, traceparent, request).await?;
     let directory = &state.admin.directory;
     if !directory.wait_for(&tenant, ack.seq, SHOW_WITHIN).await {
         return Err(ApiError::new(
@@ -170,7 +171,14 @@ async fn create<H: CommandHandler, A: Authenticator>(
         .entry("widget_key")
         .or_insert_with(|| Value::String(new_widget_key()));
     let principal = principal_for(&state.api, token, &tenant).await?;
-    let record = configure(&state, principal, true, Value::Object(settings)).await?;
+    let record = configure(
+        &state,
+        principal,
+        traceparent(&headers),
+        true,
+        Value::Object(settings),
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(record_json(&record))))
 }
 
@@ -184,7 +192,7 @@ async fn set<H: CommandHandler, A: Authenticator>(
     let tenant = tenant_id(path)?;
     let patch: Value = read_json(&headers, body, state.api.max_body_bytes()).await?;
     let principal = principal_for(&state.api, token, &tenant).await?;
-    let record = configure(&state, principal, false, patch).await?;
+    let record = configure(&state, principal, traceparent(&headers), false, patch).await?;
     Ok(axum::Json(record_json(&record)))
 }
 
