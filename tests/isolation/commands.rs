@@ -55,6 +55,7 @@ pub fn wire_commands() -> BTreeSet<String> {
                 .next()
                 .unwrap()
                 .lines()
+                .filter(|line| !line.trim_start().starts_with("//"))
                 .filter_map(|line| line.split_whitespace().nth(1))
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
@@ -153,7 +154,11 @@ async fn create_tenants(client: &IngestClient<Channel>, tokens: &Tokens) {
             command: Some(agent_command::Command::ConfigureTenant(
                 proto::ConfigureTenant {
                     create: true,
-                    patch_json: json!({"name": tenant_id(tenant)}).to_string(),
+                    patch_json: json!({
+                        "name": tenant_id(tenant),
+                        "widget_key": format!("wk_{}", tenant_id(tenant)),
+                    })
+                    .to_string(),
                 },
             )),
             ..Default::default()
