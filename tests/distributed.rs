@@ -639,11 +639,15 @@ async fn scenario(store: Store) {
         Some(seqs),
         "every event, in order"
     );
-    let second_seqs: Vec<u64> = second_events
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(by_conversation.remove(&second), Some(second_seqs));
+    // The second conversation is live (its router may still act on it after the history was
+    // read): the topic holds at least what the history showed, gapless from seq 1.
+    let second_seqs = by_conversation.remove(&second).unwrap_or_default();
+    assert!(
+        second_seqs.len() >= second_events.len()
+            && second_seqs == (1..=second_seqs.len() as u64).collect::<Vec<_>>(),
+        "the second conversation's events, in order: {second_seqs:?} after a history of {}",
+        second_events.len()
+    );
     assert!(
         by_conversation.is_empty(),
         "no other events: {by_conversation:?}"
