@@ -25,12 +25,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::kafka::{Broker, consume, python};
-use support::node::{Node, token};
+use support::node::{Node, kafka_config, token};
 use support::{WsClient, every_listener_on_port_zero, request, switchboard};
 
 const TOPIC: &str = "switchboard.conversations";
 const PARTITIONS: u32 = 4;
-const SERVICE_TOKEN: &str = "distributed-test-service-token-0123456789";
 
 /// Where the read models live.
 #[derive(Clone, Copy, Debug)]
@@ -43,41 +42,8 @@ enum Store {
 
 /// The configuration file every process reads; each gets its own `client_id` by flag.
 fn write_config(dir: &Path, broker: &str, store: Store) -> PathBuf {
-    let mut text = format!(
-        r#"
-[log]
-backend = "kafka"
-conversation_partitions = {PARTITIONS}
-agent_partitions = 2
-
-[log.kafka]
-bootstrap_servers = "{broker}"
-allow_unfenced = true
-session_timeout_ms = 6000
-
-[log.kafka.extra]
-# tansu serves no fetch that starts inside a multi-record batch.
-"batch.num.messages" = "1"
-
-[auth]
-jwt_secret_file = "{secret}"
-
-[[auth.service_tokens]]
-token = "{SERVICE_TOKEN}"
-tenant = "acme"
-role = "service"
-subject = "edge"
-all_tenants = true
-
-[ingest]
-service_token = "{SERVICE_TOKEN}"
-
-[edge.connection_rate]
-per_second = 1000.0
-burst = 1000.0
-"#,
-        secret = dir.join("jwt-hs256.key").display(),
-    );
+    let mut text = kafka_config(dir, broker, PARTITIONS, 2);
+    text.push_str("\n[edge.connection_rate]\nper_second = 1000.0\nburst = 1000.0\n");
     if let Store::Scylla = store {
         let node = std::env::var("SWITCHBOARD_TEST_SCYLLA").unwrap();
         let keyspace = format!("sb_distributed_{}", std::process::id());

@@ -12,11 +12,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::kafka::Broker;
-use support::node::{Node, token};
+use support::node::{Node, kafka_config, token};
 use support::otlp::{Collector, Span};
 use support::{Server, WsClient};
-
-const SERVICE_TOKEN: &str = "traces-test-service-token-0123456789abcdef";
 
 /// Flags that export every span to `collector` a tenth of a second after it ends.
 fn traced(collector: &Collector) -> Vec<String> {
@@ -202,37 +200,7 @@ async fn a_message_is_one_trace_from_the_frame_to_its_delivery_on_serve() {
 
 /// The configuration both processes read.
 fn write_config(dir: &Path, broker: &str) -> std::path::PathBuf {
-    let text = format!(
-        r#"
-[log]
-backend = "kafka"
-conversation_partitions = 2
-agent_partitions = 1
-
-[log.kafka]
-bootstrap_servers = "{broker}"
-allow_unfenced = true
-session_timeout_ms = 6000
-
-[log.kafka.extra]
-# tansu serves no fetch that starts inside a multi-record batch.
-"batch.num.messages" = "1"
-
-[auth]
-jwt_secret_file = "{secret}"
-
-[[auth.service_tokens]]
-token = "{SERVICE_TOKEN}"
-tenant = "acme"
-role = "service"
-subject = "edge"
-all_tenants = true
-
-[ingest]
-service_token = "{SERVICE_TOKEN}"
-"#,
-        secret = dir.join("jwt-hs256.key").display(),
-    );
+    let text = kafka_config(dir, broker, 2, 1);
     let path = dir.join("switchboard.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -122,3 +122,44 @@ impl Node {
 pub fn token(config: &Path, role: &str, subject: &str) -> String {
     super::issue_token(&["--config", config.to_str().unwrap()], role, subject)
 }
+
+/// The service token with which the edges of a multi-process test reach ingest.
+pub const SERVICE_TOKEN: &str = "multi-process-test-service-token-0123456789";
+
+/// What every process of a multi-process test on the broker at `broker` reads: the Kafka log
+/// (unfenced: tansu has no transactions), one HS256 secret in `dir` (made by the first process
+/// to start, read by `token`), and [`SERVICE_TOKEN`], an all-tenants service the edges send
+/// commands to ingest with. Tests append sections of their own.
+pub fn kafka_config(dir: &Path, broker: &str, conversations: u32, agents: u32) -> String {
+    format!(
+        r#"
+[log]
+backend = "kafka"
+conversation_partitions = {conversations}
+agent_partitions = {agents}
+
+[log.kafka]
+bootstrap_servers = "{broker}"
+allow_unfenced = true
+session_timeout_ms = 6000
+
+[log.kafka.extra]
+# tansu serves no fetch that starts inside a multi-record batch.
+"batch.num.messages" = "1"
+
+[auth]
+jwt_secret_file = "{secret}"
+
+[[auth.service_tokens]]
+token = "{SERVICE_TOKEN}"
+tenant = "acme"
+role = "service"
+subject = "edge"
+all_tenants = true
+
+[ingest]
+service_token = "{SERVICE_TOKEN}"
+"#,
+        secret = dir.join("jwt-hs256.key").display(),
+    )
+}

@@ -44,8 +44,12 @@ impl TenantSettingsChanged {
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Distribution {
+    /// Each conversation goes to the agent who was given one least recently, so agents take
+    /// turns. Ties (agents never given one) go by agent id.
     #[default]
     RoundRobin,
+    /// Each conversation goes to the agent with the fewest open conversations; ties go to the
+    /// agent given one least recently, then by agent id.
     LeastBusy,
 }
 
@@ -76,7 +80,7 @@ pub struct Team {
 }
 
 /// A day of the week.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Day {
     Monday,
@@ -86,6 +90,19 @@ pub enum Day {
     Friday,
     Saturday,
     Sunday,
+}
+
+impl Day {
+    /// Monday to Sunday.
+    pub const ALL: [Day; 7] = [
+        Day::Monday,
+        Day::Tuesday,
+        Day::Wednesday,
+        Day::Thursday,
+        Day::Friday,
+        Day::Saturday,
+        Day::Sunday,
+    ];
 }
 
 /// Open on `day` from `open` to `close`, local time `"HH:MM"` (`close` may be `"24:00"`).

@@ -8,23 +8,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchboard_events::id::TenantId;
-use switchboard_events::tenant::{self, TenantSettings};
+use switchboard_events::tenant::TenantSettings;
 
-use crate::routing::hours::{BusinessHours, Opening, Weekday};
+use crate::routing::hours::{BusinessHours, Opening};
 
-/// How the router spreads conversations over the agents that can take them.
-///
-/// Skills matching and the VIP-first, priority, longest-waiting order apply under both.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum Distribution {
-    /// Each conversation goes to the agent who was given one least recently, so agents take
-    /// turns. Ties (agents never given one) go by agent id.
-    #[default]
-    RoundRobin,
-    /// Each conversation goes to the agent with the fewest open conversations; ties go to the
-    /// agent given one least recently, then by agent id.
-    LeastBusy,
-}
+/// How the router spreads conversations over the agents that can take them (skills matching
+/// and the VIP-first, priority, longest-waiting order apply under both): a tenant setting.
+pub use switchboard_events::tenant::Distribution;
 
 /// A tenant's routing configuration.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -128,10 +118,7 @@ impl RoutingConfig {
     /// business hours, offline message, queue limit and customer limits. The rest (estimate
     /// parameters, memory bounds) stays as configured for the instance.
     pub fn apply_settings(&mut self, settings: &TenantSettings) {
-        self.distribution = match settings.routing.distribution {
-            tenant::Distribution::RoundRobin => Distribution::RoundRobin,
-            tenant::Distribution::LeastBusy => Distribution::LeastBusy,
-        };
+        self.distribution = settings.routing.distribution;
         self.no_answer_timeout =
             Duration::from_secs(u64::from(settings.routing.no_answer_timeout_seconds));
         self.business_hours = settings.business_hours.as_ref().map(|hours| BusinessHours {
@@ -143,7 +130,7 @@ impl RoutingConfig {
                 .filter_map(|o| {
                     let (open, close) = o.minutes().ok()?;
                     Some(Opening {
-                        day: weekday(o.day),
+                        day: o.day,
                         open,
                         close,
                     })
@@ -157,18 +144,6 @@ impl RoutingConfig {
             max_open: settings.customer_limits.max_open as usize,
             max_waiting: settings.customer_limits.max_waiting as usize,
         };
-    }
-}
-
-fn weekday(day: tenant::Day) -> Weekday {
-    match day {
-        tenant::Day::Monday => Weekday::Monday,
-        tenant::Day::Tuesday => Weekday::Tuesday,
-        tenant::Day::Wednesday => Weekday::Wednesday,
-        tenant::Day::Thursday => Weekday::Thursday,
-        tenant::Day::Friday => Weekday::Friday,
-        tenant::Day::Saturday => Weekday::Saturday,
-        tenant::Day::Sunday => Weekday::Sunday,
     }
 }
 

@@ -9,39 +9,18 @@ const MINUTE: i64 = 60_000_000;
 const DAY: i64 = 24 * 60 * MINUTE;
 const WEEK: i64 = 7 * DAY;
 
-/// A day of the week.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub enum Weekday {
-    Monday,
-    Tuesday,
-    Wednesday,
-    Thursday,
-    Friday,
-    Saturday,
-    Sunday,
-}
+pub use switchboard_events::tenant::Day;
 
-impl Weekday {
-    pub const ALL: [Weekday; 7] = [
-        Weekday::Monday,
-        Weekday::Tuesday,
-        Weekday::Wednesday,
-        Weekday::Thursday,
-        Weekday::Friday,
-        Weekday::Saturday,
-        Weekday::Sunday,
-    ];
-
-    fn index(self) -> i64 {
-        self as i64
-    }
+/// How many days `day` comes after Monday.
+fn index(day: Day) -> i64 {
+    day as i64
 }
 
 /// Open on `day` from `open` to `close`, in minutes after local midnight (`close` ≤ 1440;
 /// `open` < `close`: a shift past midnight is two openings).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Opening {
-    pub day: Weekday,
+    pub day: Day,
     pub open: u16,
     pub close: u16,
 }
@@ -61,7 +40,7 @@ impl BusinessHours {
     pub fn weekdays(open: u16, close: u16, utc_offset_minutes: i32) -> Self {
         Self {
             utc_offset_minutes,
-            openings: Weekday::ALL[..5]
+            openings: Day::ALL[..5]
                 .iter()
                 .map(|&day| Opening { day, open, close })
                 .collect(),
@@ -92,7 +71,7 @@ impl BusinessHours {
     /// The openings as micros since the local week's start.
     fn spans(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
         self.openings.iter().map(|o| {
-            let day = o.day.index() * DAY;
+            let day = index(o.day) * DAY;
             (
                 day + i64::from(o.open) * MINUTE,
                 day + i64::from(o.close.min(1440)) * MINUTE,

@@ -21,7 +21,7 @@ pub use config::{CustomerCaps, Distribution, RoutingConfig, RoutingConfigs};
 pub use decide::{Decision, Need};
 pub use driver::{DriverConfig, RouterHandle};
 pub use estimate::QueueEntry;
-pub use hours::{BusinessHours, Opening, Weekday};
+pub use hours::{BusinessHours, Day, Opening};
 pub use router::Router;
 pub use signals::QueueSignal;
 pub use state::{CustomerLoad, TenantState};
