@@ -7,7 +7,8 @@
 //!    token is there. The buckets live in this process: they bound bursts, not totals.
 //! 2. **Opens.** An open asks the router's [`Admission`] gate, which counts each customer's
 //!    open and waiting conversations from the events (`too_many_open_conversations`) and the
-//!    tenant's queue (`overloaded`).
+//!    tenant's queue (`overloaded`). A customer's own resolution tells the gate when it is
+//!    acknowledged, so the next open does not wait for the router to fold it.
 //!
 //! Both refusals read as HTTP 429 / gRPC `RESOURCE_EXHAUSTED` (see [`CommandError::status`]).
 //! The router's own commands go to the writer directly and are not limited.
@@ -107,6 +108,20 @@ impl<H: CommandHandler> CommandHandler for Admitting<H> {
         // A refusal here never reaches the writer, which counts the rest.
         self.rate(&principal)
             .inspect_err(|e| crate::metrics::answered::<()>(kind, started, &Err(e.clone())))?;
+        if matches!(command, ConversationCommand::Resolve) {
+            let resolving = self.admission.resolving(&principal);
+            let ack = self
+                .inner
+                .conversation(principal, conversation, command, correlation)
+                .await?;
+            if let Some(resolving) = resolving
+                && !ack.unchanged
+                && let Ok(id) = ack.stream_id.parse::<ConversationId>()
+            {
+                resolving.resolved(id, tokio::time::Instant::now().into_std());
+            }
+            return Ok(ack);
+        }
         let ConversationCommand::Open(open) = &command else {
             return self
                 .inner

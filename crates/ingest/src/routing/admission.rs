@@ -7,6 +7,14 @@
 //! folded it. So concurrent opens of one customer cannot slip past the caps between two
 //! rounds of the router. Places are never kept longer than [`UNFOLDED_GRACE`] after the
 //! acknowledgement, so a router that falls behind cannot lock a customer out for good.
+//!
+//! A customer's own resolution counts the other way from its acknowledgement: the conversation
+//! no longer counts against the customer's caps, though the router has not folded it yet, so a
+//! customer who resolves a conversation and opens another at once is not refused for one that
+//! is over. The gate does not know whether the router counted a resolved conversation as
+//! waiting or only as open: until the router folds the resolution (or for [`UNFOLDED_GRACE`] at
+//! most) it counts it as neither, so the waiting cap may let one more in for each assigned
+//! conversation the customer resolved in that time. The open cap holds exactly.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,6 +56,13 @@ struct TenantGate {
     places: HashMap<u64, Place>,
     /// Opens the router folded before their acknowledgement came back.
     folded_early: HashMap<ConversationId, Instant>,
+    /// Customers' own resolutions acknowledged and not yet folded by the router.
+    resolving: HashMap<ConversationId, Place>,
+    /// Customers' resolutions sent to the writer and not yet answered.
+    resolves_in_flight: usize,
+    /// Resolutions the router folded while some were in flight: an acknowledgement that comes
+    /// back for one of these takes nothing off.
+    resolved_early: HashMap<ConversationId, Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -55,14 +70,16 @@ struct CustomerGate {
     folded: CustomerLoad,
     /// Places held by opens for this customer.
     held: usize,
+    /// The customer's acknowledged resolutions the router has not folded.
+    resolving: usize,
 }
 
 impl CustomerGate {
-    /// An open under way counts as open and waiting.
+    /// An open under way counts as open and waiting; a resolution under way as neither.
     fn load(&self) -> CustomerLoad {
         CustomerLoad {
-            open: self.folded.open + self.held,
-            waiting: self.folded.waiting + self.held,
+            open: (self.folded.open + self.held).saturating_sub(self.resolving),
+            waiting: (self.folded.waiting + self.held).saturating_sub(self.resolving),
         }
     }
 }
@@ -83,6 +100,9 @@ impl TenantGate {
             counted_waiting: 0,
             places: HashMap::new(),
             folded_early: HashMap::new(),
+            resolving: HashMap::new(),
+            resolves_in_flight: 0,
+            resolved_early: HashMap::new(),
         }
     }
 
@@ -93,7 +113,7 @@ impl TenantGate {
         let before = gate.load().waiting.min(cap);
         f(gate);
         let after = gate.load().waiting.min(cap);
-        if gate.held == 0 && gate.folded == CustomerLoad::default() {
+        if gate.held == 0 && gate.resolving == 0 && gate.folded == CustomerLoad::default() {
             self.customers.remove(customer);
         }
         self.counted_waiting = (self.counted_waiting + after).saturating_sub(before);
@@ -118,6 +138,30 @@ impl TenantGate {
             self.release(place);
         }
         self.folded_early.retain(|_, since| !old(*since));
+        let expired: Vec<ConversationId> = self
+            .resolving
+            .iter()
+            .filter(|(_, r)| old(r.since))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for conversation in expired {
+            self.folded_resolution(&conversation);
+        }
+        self.resolved_early.retain(|_, since| !old(*since));
+    }
+
+    /// The router folded the resolution of `conversation` (or gave up on doing so in time):
+    /// its customer's counts come from the router again.
+    fn folded_resolution(&mut self, conversation: &ConversationId) -> bool {
+        match self.resolving.remove(conversation) {
+            Some(resolving) => {
+                self.change(&resolving.customer, |c| {
+                    c.resolving = c.resolving.saturating_sub(1)
+                });
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -190,6 +234,7 @@ impl Admission {
     pub(crate) fn update(&self, router: &mut Router, now: Instant) {
         let touched = std::mem::take(&mut router.touched);
         let opened = std::mem::take(&mut router.opened);
+        let closed = std::mem::take(&mut router.closed);
         let mut gates = self.gates();
         let Gates {
             configs, tenants, ..
@@ -212,6 +257,12 @@ impl Admission {
                 .copied()
                 .unwrap_or_default();
             tenant.change(&customer, |c| c.folded = folded);
+        }
+        // The folded loads above no longer count these: neither does the credit.
+        for conversation in closed {
+            if !tenant.folded_resolution(&conversation) && tenant.resolves_in_flight > 0 {
+                tenant.resolved_early.insert(conversation, now);
+            }
         }
         // An open may be folded before its acknowledgement comes back; only then is it kept.
         let awaiting_ack = tenant.places.values().any(|p| p.conversation.is_none());
@@ -257,6 +308,86 @@ impl Admission {
     fn release(&self, tenant: &TenantId, place: u64) {
         if let Some(tenant) = self.gates().tenants.get_mut(tenant) {
             tenant.release(place);
+        }
+    }
+
+    /// A customer is resolving one of their conversations: `None` for anyone else, whose
+    /// resolutions the caps do not wait for. Answer the outcome on the returned
+    /// [`Resolving`]; dropped unanswered, the resolution changed nothing.
+    pub fn resolving(&self, principal: &Principal) -> Option<Resolving> {
+        if principal.role != Role::Customer {
+            return None;
+        }
+        let customer = CustomerId::new(principal.subject.as_str()).ok()?;
+        let mut gates = self.gates();
+        let Gates {
+            configs, tenants, ..
+        } = &mut *gates;
+        tenants
+            .entry(principal.tenant.clone())
+            .or_insert_with(|| TenantGate::new(configs, &principal.tenant))
+            .resolves_in_flight += 1;
+        Some(Resolving {
+            admission: self.clone(),
+            tenant: principal.tenant.clone(),
+            customer: Some(customer),
+        })
+    }
+
+    fn answered(
+        &self,
+        tenant: &TenantId,
+        resolved: Option<(CustomerId, ConversationId)>,
+        now: Instant,
+    ) {
+        let mut gates = self.gates();
+        let Some(tenant) = gates.tenants.get_mut(tenant) else {
+            return;
+        };
+        tenant.resolves_in_flight = tenant.resolves_in_flight.saturating_sub(1);
+        let Some((customer, conversation)) = resolved else {
+            return;
+        };
+        if tenant.resolved_early.remove(&conversation).is_some()
+            || tenant.resolving.contains_key(&conversation)
+        {
+            return;
+        }
+        tenant.change(&customer, |c| c.resolving += 1);
+        tenant.resolving.insert(
+            conversation.clone(),
+            Place {
+                customer,
+                conversation: Some(conversation),
+                since: now,
+            },
+        );
+    }
+}
+
+/// A customer's resolution under way (see [`Admission::resolving`]).
+#[derive(Debug)]
+pub struct Resolving {
+    admission: Admission,
+    tenant: TenantId,
+    customer: Option<CustomerId>,
+}
+
+impl Resolving {
+    /// The writer resolved `conversation` (acknowledged at `now`): it counts against the
+    /// customer's caps no more, while the router catches up.
+    pub fn resolved(mut self, conversation: ConversationId, now: Instant) {
+        if let Some(customer) = self.customer.take() {
+            self.admission
+                .answered(&self.tenant, Some((customer, conversation)), now);
+        }
+    }
+}
+
+impl Drop for Resolving {
+    fn drop(&mut self) {
+        if self.customer.take().is_some() {
+            self.admission.answered(&self.tenant, None, Instant::now());
         }
     }
 }

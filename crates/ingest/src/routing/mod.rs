@@ -15,7 +15,7 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-pub use admission::{Admission, Held};
+pub use admission::{Admission, Held, Resolving};
 pub use clock::Clock;
 pub use config::{CustomerCaps, Distribution, RoutingConfig, RoutingConfigs};
 pub use decide::{Decision, Need};

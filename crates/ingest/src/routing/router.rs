@@ -39,6 +39,8 @@ pub struct Router {
     pub(crate) touched: BTreeSet<CustomerId>,
     /// Conversations whose opening was folded since the admission gate last looked.
     pub(crate) opened: Vec<ConversationId>,
+    /// Conversations whose resolution was folded since the admission gate last looked.
+    pub(crate) closed: Vec<ConversationId>,
     /// The seq of the tenant's settings event the configuration was last taken from.
     pub(crate) settings_seq: Seq,
 }
@@ -54,6 +56,7 @@ impl Router {
             issued: 0,
             touched: BTreeSet::new(),
             opened: Vec::new(),
+            closed: Vec::new(),
             settings_seq: Seq(0),
         }
     }
@@ -102,6 +105,9 @@ impl Router {
             && self.state.conversations.contains_key(id)
         {
             self.opened.push(id.clone());
+        }
+        if matches!(event.payload, ConversationPayload::Resolved(_)) {
+            self.closed.push(id.clone());
         }
         if let Some(customer) = self
             .state

@@ -1,6 +1,7 @@
 //! The admission gate over a router: opens under way hold their place until the router has
 //! folded them, whichever comes first of the acknowledgement and the fold, and never longer
-//! than the grace the router has to catch up.
+//! than the grace the router has to catch up; a customer's own resolution stops counting from
+//! its acknowledgement, once.
 
 use std::time::{Duration, Instant};
 
@@ -130,4 +131,83 @@ fn a_rebuilt_router_gives_the_gate_every_customers_load() {
     gate.g.resolve("c1");
     gate.round(NOW);
     assert_eq!(code(gate.admit("cust-1", NOW)), "ok");
+}
+
+#[test]
+fn a_customers_acknowledged_resolution_frees_its_place_before_the_router_folds_it() {
+    let mut gate = Gate::new();
+    gate.g.open("c1").open("c2");
+    gate.round(NOW);
+    assert_eq!(
+        code(gate.admit("cust-1", NOW)),
+        "too_many_open_conversations"
+    );
+
+    // cust-1 resolves c1: acknowledged, not folded yet, and over for the caps.
+    let resolving = gate.admission.resolving(&as_customer("cust-1")).unwrap();
+    resolving.resolved(conv("c1"), gate.t0);
+    assert_eq!(code(gate.admit("cust-1", NOW)), "ok", "c1 is over");
+
+    // The router folds it: taken off once, not twice.
+    gate.g.resolve("c1");
+    gate.round(NOW);
+    let under_way = gate.admit("cust-1", NOW).unwrap();
+    assert_eq!(
+        code(gate.admit("cust-1", NOW)),
+        "too_many_open_conversations",
+        "c2 and the open under way"
+    );
+    drop(under_way);
+
+    // A resolution folded before its acknowledgement comes back is not taken off again.
+    let resolving = gate.admission.resolving(&as_customer("cust-1")).unwrap();
+    gate.g.resolve("c2");
+    gate.round(NOW);
+    resolving.resolved(conv("c2"), gate.t0);
+    let first = gate.admit("cust-1", NOW).unwrap();
+    let second = gate.admit("cust-1", NOW).unwrap();
+    assert_eq!(
+        code(gate.admit("cust-1", NOW)),
+        "too_many_open_conversations",
+        "nothing waits but the two under way"
+    );
+    drop((first, second));
+
+    // Staff resolutions wait for the router: the caps are the customer's.
+    let agent = Principal::new(
+        fixtures::tenant(),
+        Role::Agent,
+        PrincipalId::new("a1").unwrap(),
+    );
+    assert!(gate.admission.resolving(&agent).is_none());
+}
+
+#[test]
+fn a_resolution_the_router_never_folds_counts_only_for_the_grace() {
+    let mut gate = Gate::new();
+    gate.g.open("c1").open("c2");
+    gate.round(NOW);
+    gate.admission
+        .resolving(&as_customer("cust-1"))
+        .unwrap()
+        .resolved(conv("c1"), gate.t0);
+    assert_eq!(code(gate.admit("cust-1", NOW)), "ok");
+    let later = UNFOLDED_GRACE + Duration::from_secs(1);
+    assert_eq!(
+        code(gate.admit("cust-1", later)),
+        "too_many_open_conversations",
+        "back to the router's count"
+    );
+}
+
+#[test]
+fn a_resolution_that_changed_nothing_takes_nothing_off() {
+    let mut gate = Gate::new();
+    gate.g.open("c1").open("c2");
+    gate.round(NOW);
+    drop(gate.admission.resolving(&as_customer("cust-1")).unwrap());
+    assert_eq!(
+        code(gate.admit("cust-1", NOW)),
+        "too_many_open_conversations"
+    );
 }
