@@ -301,12 +301,7 @@ pub(super) fn key_offset(
         .checkpoints
         .get(schema::key_offset(topic, partition))
         .map_err(engine_error("read a keys topic offset"))?
-        .map(|v| {
-            let bytes: [u8; 8] = v[..]
-                .try_into()
-                .map_err(|_| StoreError::corrupt("checkpoints", "offset is not 8 bytes"))?;
-            Ok(u64::from_be_bytes(bytes))
-        })
+        .map(|v| super::read::offset(&v))
         .transpose()
 }
 

@@ -245,14 +245,15 @@ pub(super) fn checkpoint(inner: &Inner, key: &CheckpointKey) -> Result<Option<u6
         .checkpoints
         .get(schema::checkpoint(key))
         .map_err(engine_error("read a checkpoint"))?;
-    value
-        .map(|v| {
-            let bytes: [u8; 8] = v[..]
-                .try_into()
-                .map_err(|_| StoreError::corrupt("checkpoints", "offset is not 8 bytes"))?;
-            Ok(u64::from_be_bytes(bytes))
-        })
-        .transpose()
+    value.map(|v| offset(&v)).transpose()
+}
+
+/// An offset of the checkpoints partition: 8 bytes, big-endian.
+pub(super) fn offset(value: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = value
+        .try_into()
+        .map_err(|_| StoreError::corrupt("checkpoints", "offset is not 8 bytes"))?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 pub(super) fn data_key(
