@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use switchboard_events::{AgentEvent, AnyEvent, ConversationEvent, Topic};
-use switchboard_log::{EventLog, Record, StartAt};
+use switchboard_log::{EventLog, Follow, Record, StartAt};
 use tokio::sync::mpsc;
 
 use crate::routing::driver::RETRY_AFTER;
@@ -27,42 +27,31 @@ pub(crate) fn decode(topic: Topic, record: &Record) -> Option<AnyEvent> {
     }
 }
 
-/// Follows one partition from `next`, forwarding its events; on a log error it waits and
-/// resumes where it stopped.
+/// Follows one partition from `next`, forwarding its events, with the log's one follower
+/// ([`Follow`]: it reopens the tail after a read error, with backoff). Only reaching the
+/// partition at all is retried here, every [`RETRY_AFTER`].
 pub(crate) async fn follow(
     log: Arc<dyn EventLog>,
     topic: Topic,
     partition: u32,
-    mut next: u64,
+    next: u64,
     forward: mpsc::Sender<AnyEvent>,
 ) {
-    let consumed = switchboard_log::metrics::Consumed::new("router", topic.name(), partition, next);
-    loop {
-        match log
-            .tail(topic.name(), partition, StartAt::Offset(next))
-            .await
-        {
-            Ok(mut tail) => loop {
-                match tail.next().await {
-                    Ok(record) => {
-                        next = record.offset + 1;
-                        consumed.read(next);
-                        if let Some(event) = decode(topic, &record)
-                            && forward.send(event).await.is_err()
-                        {
-                            return; // the driver stopped
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(topic = topic.name(), partition, error = %e, "routing lost its tail; resuming");
-                        break;
-                    }
-                }
-            },
+    let mut follower = loop {
+        match Follow::start(log.clone(), topic.name(), partition, StartAt::Offset(next)).await {
+            Ok(follower) => break follower.counted("router"),
             Err(e) => {
                 tracing::warn!(topic = topic.name(), partition, error = %e, "routing cannot tail; retrying");
+                tokio::time::sleep(RETRY_AFTER).await;
             }
         }
-        tokio::time::sleep(RETRY_AFTER).await;
+    };
+    loop {
+        let record = follower.next().await;
+        if let Some(event) = decode(topic, &record)
+            && forward.send(event).await.is_err()
+        {
+            return; // the driver stopped
+        }
     }
 }
