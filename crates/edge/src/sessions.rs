@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_events::id::{CustomerId, PrincipalId, TenantId};
 use switchboard_events::principal::{Principal, Role};
 use switchboard_events::rate::{Rate, RateLimiter};
-use switchboard_events::token::{TokenIssuer, TokenVerifier};
+use switchboard_events::token::{TokenIssuer, TokenVerifier, now_seconds};
 use switchboard_events::visitor::{
     MAX_USER_ID, SessionSecret, anonymous_visitor, verified_customer,
 };
@@ -281,13 +281,6 @@ impl Sessions {
             (None, None) => Ok((anonymous_visitor(), false)),
         }
     }
-}
-
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// `POST /v1/sessions`. A page of an allowed origin may call it from the browser: the answer

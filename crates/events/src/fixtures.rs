@@ -284,6 +284,17 @@ pub fn agent_history() -> Vec<(AgentEvent, Vec<u8>)> {
         }
         .into(),
     ];
+    agent_chain(agent(), agent_actor(), (100, 0xa9e0_0000), payloads)
+}
+
+/// `payloads` linked along the agent stream `stream` of the sample tenant, by `actor`; event
+/// and correlation ids count up from `bases`.
+fn agent_chain(
+    stream: AgentId,
+    actor: Actor,
+    (event_base, correlation_base): (u64, u128),
+    payloads: Vec<AgentPayload>,
+) -> Vec<(AgentEvent, Vec<u8>)> {
     let mut prev = ChainHash::GENESIS;
     payloads
         .into_iter()
@@ -295,12 +306,14 @@ pub fn agent_history() -> Vec<(AgentEvent, Vec<u8>)> {
                     hash: ChainHash::GENESIS,
                     prev_hash: ChainHash::GENESIS,
                     seq: Seq(seq),
-                    event_id: event_id(100 + seq),
+                    event_id: event_id(event_base + seq),
                     tenant_id: tenant(),
-                    agent_id: agent(),
+                    agent_id: stream.clone(),
                     occurred_at: Timestamp(EPOCH_MICROS + seq as i64),
-                    actor: agent_actor(),
-                    correlation_id: CorrelationId(Uuid::from_u128(0xa9e0_0000 + u128::from(seq))),
+                    actor: actor.clone(),
+                    correlation_id: CorrelationId(Uuid::from_u128(
+                        correlation_base + u128::from(seq),
+                    )),
                     causation_id: None,
                 },
                 payload,
@@ -346,34 +359,15 @@ pub fn tenant_history() -> Vec<(AgentEvent, Vec<u8>)> {
             open_weekdays,
         ),
     ];
-    let mut prev = ChainHash::GENESIS;
-    changes
+    let payloads = changes
         .into_iter()
-        .enumerate()
-        .map(|(i, (changed, settings))| {
-            let seq = i as u64 + 1;
-            let mut event = AgentEvent {
-                envelope: AgentEnvelope {
-                    hash: ChainHash::GENESIS,
-                    prev_hash: ChainHash::GENESIS,
-                    seq: Seq(seq),
-                    event_id: event_id(200 + seq),
-                    tenant_id: tenant(),
-                    agent_id: tenant_stream(),
-                    occurred_at: Timestamp(EPOCH_MICROS + seq as i64),
-                    actor: operator.clone(),
-                    correlation_id: CorrelationId(Uuid::from_u128(0x7e40_0000 + u128::from(seq))),
-                    causation_id: None,
-                },
-                payload: TenantSettingsChanged {
-                    changed,
-                    settings: serde_json::to_string(&settings).expect("settings serialize"),
-                }
-                .into(),
-            };
-            let frame = event.encode_chained(prev).expect("sample events encode");
-            prev = event.envelope.hash;
-            (event, frame)
+        .map(|(changed, settings)| {
+            TenantSettingsChanged {
+                changed,
+                settings: serde_json::to_string(&settings).expect("settings serialize"),
+            }
+            .into()
         })
-        .collect()
+        .collect();
+    agent_chain(tenant_stream(), operator, (200, 0x7e40_0000), payloads)
 }

@@ -56,8 +56,9 @@ struct TenantGate {
     places: HashMap<u64, Place>,
     /// Opens the router folded before their acknowledgement came back.
     folded_early: HashMap<ConversationId, Instant>,
-    /// Customers' own resolutions acknowledged and not yet folded by the router.
-    resolving: HashMap<ConversationId, Place>,
+    /// Customers' own resolutions acknowledged and not yet folded by the router: whose, and
+    /// since when.
+    resolving: HashMap<ConversationId, (CustomerId, Instant)>,
     /// Customers' resolutions sent to the writer and not yet answered.
     resolves_in_flight: usize,
     /// Resolutions the router folded while some were in flight: an acknowledgement that comes
@@ -141,7 +142,7 @@ impl TenantGate {
         let expired: Vec<ConversationId> = self
             .resolving
             .iter()
-            .filter(|(_, r)| old(r.since))
+            .filter(|(_, (_, since))| old(*since))
             .map(|(id, _)| id.clone())
             .collect();
         for conversation in expired {
@@ -154,10 +155,8 @@ impl TenantGate {
     /// its customer's counts come from the router again.
     fn folded_resolution(&mut self, conversation: &ConversationId) -> bool {
         match self.resolving.remove(conversation) {
-            Some(resolving) => {
-                self.change(&resolving.customer, |c| {
-                    c.resolving = c.resolving.saturating_sub(1)
-                });
+            Some((customer, _)) => {
+                self.change(&customer, |c| c.resolving = c.resolving.saturating_sub(1));
                 true
             }
             None => false,
@@ -354,14 +353,7 @@ impl Admission {
             return;
         }
         tenant.change(&customer, |c| c.resolving += 1);
-        tenant.resolving.insert(
-            conversation.clone(),
-            Place {
-                customer,
-                conversation: Some(conversation),
-                since: now,
-            },
-        );
+        tenant.resolving.insert(conversation, (customer, now));
     }
 }
 

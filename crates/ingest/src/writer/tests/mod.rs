@@ -370,16 +370,27 @@ impl EventLog for FlakyLog {
     }
 }
 
-#[tokio::test]
-async fn a_failed_append_that_was_written_anyway_is_folded_in_not_repeated() {
-    let dir = tempfile::tempdir().unwrap();
-    let flaky = Arc::new(FlakyLog::new(embedded(dir.path())));
+/// A writer on a log whose faults the test sets, with one conversation opened.
+async fn flaky_with_a_conversation(
+    dir: &std::path::Path,
+) -> (Arc<FlakyLog>, Writer, ConversationId) {
+    let flaky = Arc::new(FlakyLog::new(embedded(dir)));
     let writer = start(flaky.clone(), Arc::new(InMemoryKeys::default())).await;
     let opened = writer
         .conversation(customer(), None, open(), correlation())
         .await
         .unwrap();
-    let id = ConversationId::new(opened.stream_id).unwrap();
+    (
+        flaky,
+        writer,
+        ConversationId::new(opened.stream_id).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_failed_append_that_was_written_anyway_is_folded_in_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (flaky, writer, id) = flaky_with_a_conversation(dir.path()).await;
 
     flaky.fail_after_write.store(true, Ordering::SeqCst);
     let failed = writer
@@ -426,13 +437,7 @@ async fn a_failed_append_that_was_written_anyway_is_folded_in_not_repeated() {
 #[tokio::test]
 async fn a_command_whose_caller_gave_up_after_handing_it_over_is_still_written_once() {
     let dir = tempfile::tempdir().unwrap();
-    let flaky = Arc::new(FlakyLog::new(embedded(dir.path())));
-    let writer = start(flaky.clone(), Arc::new(InMemoryKeys::default())).await;
-    let opened = writer
-        .conversation(customer(), None, open(), correlation())
-        .await
-        .unwrap();
-    let id = ConversationId::new(opened.stream_id).unwrap();
+    let (flaky, writer, id) = flaky_with_a_conversation(dir.path()).await;
 
     // The caller's deadline passes while the append is under way: its future is dropped, as
     // the gRPC deadline and a client that goes away drop it.

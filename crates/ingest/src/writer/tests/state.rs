@@ -125,6 +125,30 @@ async fn fill(writer: &Writer, n: usize) -> Vec<Ack> {
     acks
 }
 
+/// Stops `writer` on `log` (in `dir`) and starts it again with the same bounds on a log that
+/// records where it is read from. Answers the new writer, the offsets its start read from, and
+/// the end of the conversation partition before the restart.
+async fn restart_counting_reads(
+    dir: &std::path::Path,
+    log: Arc<EmbeddedLog>,
+    writer: Writer,
+    keys: Arc<Counted>,
+    (max_conversations, snapshot_every): (usize, u64),
+) -> (Writer, Vec<u64>, u64) {
+    let end = log
+        .offsets(Topic::Conversations.name(), 0)
+        .await
+        .unwrap()
+        .end;
+    log.shutdown();
+    drop(writer);
+    drop(log);
+    let flaky = Arc::new(FlakyLog::new(embedded(dir)));
+    let writer = start_bounded(flaky.clone(), keys, max_conversations, snapshot_every).await;
+    let reads = flaky.reads_from.lock().unwrap().clone();
+    (writer, reads, end)
+}
+
 #[tokio::test]
 async fn an_evicted_conversation_comes_back_with_its_idempotency() {
     let dir = tempfile::tempdir().unwrap();
@@ -155,18 +179,8 @@ async fn a_restart_folds_only_the_tail_after_the_snapshot() {
     let writer = start_bounded(log.clone(), keys.clone(), 8, 10).await;
     let first = fill(&writer, 30).await;
     assert!(keys.snapshots_written.load(Ordering::SeqCst) > 0);
-    let end = log
-        .offsets(Topic::Conversations.name(), 0)
-        .await
-        .unwrap()
-        .end;
-    log.shutdown();
-    drop(writer);
-    drop(log);
-
-    let flaky = Arc::new(FlakyLog::new(embedded(dir.path())));
-    let writer = start_bounded(flaky.clone(), keys.clone(), 8, 10).await;
-    let reads = flaky.reads_from.lock().unwrap().clone();
+    let (writer, reads, end) =
+        restart_counting_reads(dir.path(), log, writer, keys.clone(), (8, 10)).await;
     assert!(
         reads.iter().all(|&from| from + 12 >= end),
         "only the tail after a recent snapshot is read: {reads:?} of {end}"
@@ -208,20 +222,10 @@ async fn a_stopped_writer_finishes_its_queue_and_leaves_a_snapshot_of_the_whole_
     let refused = send(&writer, "c0", post("m3", "late")).await.unwrap_err();
     assert_eq!(refused.code(), "unavailable");
     assert_eq!(keys.snapshots_written.load(Ordering::SeqCst), 1);
-    let end = log
-        .offsets(Topic::Conversations.name(), 0)
-        .await
-        .unwrap()
-        .end;
-    log.shutdown();
-    drop(writer);
-    drop(log);
-
     // The next start folds nothing: the snapshot is of the log's end. The one record read is
     // the last, which the snapshot names and is checked against.
-    let flaky = Arc::new(FlakyLog::new(embedded(dir.path())));
-    let writer = start_bounded(flaky.clone(), keys.clone(), 1_000, 1_000_000).await;
-    let reads = flaky.reads_from.lock().unwrap().clone();
+    let (writer, reads, end) =
+        restart_counting_reads(dir.path(), log, writer, keys.clone(), (1_000, 1_000_000)).await;
     assert!(
         reads.iter().all(|&from| from + 1 >= end),
         "nothing before the last record ({end} in all) is read again: {reads:?}"
